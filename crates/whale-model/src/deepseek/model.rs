@@ -1,0 +1,188 @@
+//! The DeepSeek model: the shared decoder stack with MLA attention and DeepSeekMoE
+//! feed-forwards, plus the optional MTP modules stored after the last layer.
+
+use super::mla::{Mla, MlaMode};
+use super::moe::DeepSeekFfn;
+use super::mtp::Mtp;
+use crate::block::Block;
+use crate::causal_lm::{CausalLm, ModelInfo, TrainOutput};
+use crate::decoder::{Decoder, DecoderOutput};
+use candle_core::{DType, Device, Tensor};
+use whale_core::config::{DeepSeekConfig, ModelConfig};
+use whale_core::{Result, WhaleError, Weights};
+use whale_nn::{KvCache, Rope, RopeLayout};
+
+pub struct DeepSeekModel {
+    decoder: Decoder<Mla, DeepSeekFfn>,
+    mtp: Vec<Mtp>,
+    cfg: DeepSeekConfig,
+}
+
+fn block(w: &Weights, cfg: &DeepSeekConfig, layer: usize, rope: &Rope) -> Result<Block<Mla, DeepSeekFfn>> {
+    let w = w.pp(format!("model.layers.{layer}"));
+    let attn = Mla::new(&w.pp("self_attn"), cfg, rope.clone())?;
+    let ffn = DeepSeekFfn::new(&w, cfg, layer)?;
+    Block::new(&w, cfg.hidden_size, cfg.rms_norm_eps, attn, ffn)
+}
+
+impl DeepSeekModel {
+    /// Loads an HF folder (`config.json` + safetensors) whose model_type is deepseek_v2/v3.
+    pub fn load(dir: &std::path::Path, dtype: DType, device: &Device) -> Result<Self> {
+        let config_path = dir.join(crate::CONFIG_FILE);
+        match ModelConfig::from_file(&config_path)? {
+            ModelConfig::DeepSeek(cfg) => Self::new(&cfg, &Weights::from_dir(dir, dtype, device)?),
+            other => Err(WhaleError::InvalidInput(format!(
+                "{}: model_type is {}, not a DeepSeek model",
+                config_path.display(),
+                other.model_type()
+            ))),
+        }
+    }
+
+    pub fn new(cfg: &DeepSeekConfig, w: &Weights) -> Result<Self> {
+        cfg.validate()?;
+        let rope = Rope::new(cfg.qk_rope_head_dim, cfg.rope_theta, cfg.rope_scaling.as_ref(), RopeLayout::Interleaved);
+        let layers = (0..cfg.num_hidden_layers).map(|i| block(w, cfg, i, &rope)).collect::<Result<Vec<_>>>()?;
+        // MTP modules are optional in checkpoints (many conversions drop them): load them
+        // when present, or always when creating weights for training.
+        let mut mtp = Vec::new();
+        for k in 0..cfg.num_nextn_predict_layers {
+            let layer = cfg.num_hidden_layers + k;
+            let mw = w.pp(format!("model.layers.{layer}"));
+            if !mw.contains("eh_proj.weight") {
+                break;
+            }
+            mtp.push(Mtp::new(&mw, cfg.hidden_size, cfg.vocab_size, cfg.rms_norm_eps, block(w, cfg, layer, &rope)?)?);
+        }
+        let info = ModelInfo {
+            model_type: ModelConfig::DeepSeek(cfg.clone()).model_type(),
+            vocab_size: cfg.vocab_size,
+            hidden_size: cfg.hidden_size,
+            num_layers: cfg.num_hidden_layers,
+            max_position_embeddings: cfg.max_position_embeddings,
+            bos_token_id: cfg.bos_token_id,
+            eos_token_ids: cfg.eos_token_ids.clone(),
+            mtp_depth: mtp.len(),
+        };
+        let decoder = Decoder::new(w, info, layers, rope, cfg.rms_norm_eps, cfg.tie_word_embeddings)?;
+        Ok(Self { decoder, mtp, cfg: cfg.clone() })
+    }
+
+    pub fn config(&self) -> &DeepSeekConfig {
+        &self.cfg
+    }
+
+    pub fn decoder(&self) -> &Decoder<Mla, DeepSeekFfn> {
+        &self.decoder
+    }
+
+    /// Chooses the MLA path for every layer (and the MTP blocks).
+    pub fn set_mla_mode(&mut self, mode: MlaMode) {
+        for layer in &mut self.decoder.layers {
+            layer.attn.set_mode(mode);
+        }
+        for m in &mut self.mtp {
+            m.block.attn.set_mode(mode);
+        }
+    }
+}
+
+impl CausalLm for DeepSeekModel {
+    fn info(&self) -> &ModelInfo {
+        &self.decoder.info
+    }
+
+    fn device(&self) -> &Device {
+        self.decoder.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.decoder.dtype()
+    }
+
+    fn new_cache(&self) -> KvCache {
+        self.decoder.new_cache()
+    }
+
+    fn forward_hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<DecoderOutput> {
+        self.decoder.forward(ids, cache)
+    }
+
+    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.decoder.head(hidden)
+    }
+
+    fn forward_train(&self, ids: &Tensor) -> Result<TrainOutput> {
+        let out = self.decoder.forward(ids, None)?;
+        let logits = self.decoder.head(&out.hidden)?;
+        let mut routing = out.routing;
+        let t = ids.dim(1)?;
+        let mut mtp_logits = Vec::with_capacity(self.mtp.len());
+        let mut hidden = out.hidden;
+        for (k0, module) in self.mtp.iter().enumerate() {
+            let k = k0 + 1;
+            if t <= k {
+                break;
+            }
+            // Position i pairs h^{k-1}_i with token i + k and predicts token i + k + 1.
+            let n = t - k;
+            let ctx = self.decoder.attn_ctx(0, n)?;
+            let o = module.forward(
+                &hidden.narrow(1, 0, n)?,
+                &ids.narrow(1, k, n)?,
+                &self.decoder.embed,
+                &self.decoder.lm_head,
+                &ctx,
+                None,
+            )?;
+            if let Some(r) = o.routing {
+                routing.push((self.cfg.num_hidden_layers + k0, r));
+            }
+            mtp_logits.push(o.logits);
+            hidden = o.hidden;
+        }
+        Ok(TrainOutput { logits, mtp_logits, routing })
+    }
+
+    fn forward_mtp(
+        &self,
+        depth: usize,
+        hidden: &Tensor,
+        next_ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<(Tensor, Tensor)> {
+        let module = depth.checked_sub(1).and_then(|i| self.mtp.get(i)).ok_or_else(|| {
+            WhaleError::InvalidInput(format!("MTP depth {depth} requested; this model has {} MTP module(s)", self.mtp.len()))
+        })?;
+        let offset = match cache.as_ref() {
+            Some(c) if c.num_layers() >= depth => c.layer(depth - 1).len(),
+            Some(c) => {
+                return Err(WhaleError::InvalidInput(format!(
+                    "MTP cache has {} layer(s), depth {depth} requested",
+                    c.num_layers()
+                )))
+            }
+            None => 0,
+        };
+        let (b, t) = self.decoder.check_input(next_ids, offset)?;
+        let expected = [b, t, self.cfg.hidden_size];
+        if hidden.dims() != expected {
+            return Err(WhaleError::InvalidInput(format!(
+                "MTP hidden states must be {expected:?} to match the token ids, found {:?}",
+                hidden.dims()
+            )));
+        }
+        let ctx = self.decoder.attn_ctx(offset, t)?;
+        let layer_cache = cache.as_deref_mut().map(|c| c.layer_mut(depth - 1));
+        let o = module.forward(hidden, next_ids, &self.decoder.embed, &self.decoder.lm_head, &ctx, layer_cache)?;
+        Ok((o.logits, o.hidden))
+    }
+
+    fn new_mtp_cache(&self) -> Option<KvCache> {
+        if self.mtp.is_empty() {
+            return None;
+        }
+        use crate::block::Attention;
+        Some(KvCache::new(self.mtp.iter().map(|m| m.block.attn.new_cache()).collect(), self.dtype()))
+    }
+}

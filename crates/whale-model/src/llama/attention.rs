@@ -1,0 +1,64 @@
+//! Grouped-query attention (Llama, Qwen2): `num_key_value_heads` key/value heads shared by
+//! groups of query heads, RoPE on queries and keys, a dense KV cache.
+
+use crate::block::{Attention, AttnCtx};
+use candle_core::Tensor;
+use whale_core::config::LlamaConfig;
+use whale_core::{Result, WhaleError, Weights};
+use whale_nn::attention::attend;
+use whale_nn::{LayerCache, Linear, Rope};
+
+pub struct GqaAttention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    rope: Rope,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl GqaAttention {
+    /// `w` is the layer's `self_attn` prefix.
+    pub fn new(w: &Weights, cfg: &LlamaConfig, rope: Rope) -> Result<Self> {
+        let (d, h, kv, hd) = (cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        Ok(Self {
+            q_proj: Linear::load(w, "q_proj", d, h * hd, cfg.qkv_bias)?,
+            k_proj: Linear::load(w, "k_proj", d, kv * hd, cfg.qkv_bias)?,
+            v_proj: Linear::load(w, "v_proj", d, kv * hd, cfg.qkv_bias)?,
+            o_proj: Linear::load(w, "o_proj", h * hd, d, cfg.o_bias)?,
+            rope,
+            n_heads: h,
+            n_kv_heads: kv,
+            head_dim: hd,
+            scale: (hd as f64).powf(-0.5),
+        })
+    }
+}
+
+impl Attention for GqaAttention {
+    fn forward(&self, x: &Tensor, ctx: &AttnCtx, cache: Option<&mut LayerCache>) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let heads = |p: &Linear, n: usize| -> Result<Tensor> {
+            Ok(p.forward(x)?.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?)
+        };
+        let q = self.rope.apply(&heads(&self.q_proj, self.n_heads)?, &ctx.rope)?;
+        let k = self.rope.apply(&heads(&self.k_proj, self.n_kv_heads)?, &ctx.rope)?;
+        let v = heads(&self.v_proj, self.n_kv_heads)?;
+        let (k, v) = match cache {
+            Some(LayerCache::Dense { k: kc, v: vc, .. }) => (kc.append(&k)?, vc.append(&v)?),
+            Some(LayerCache::Latent { .. }) => {
+                return Err(WhaleError::InvalidInput("grouped-query attention given an MLA latent cache".into()))
+            }
+            None => (k, v),
+        };
+        let o = attend(&q, &k, &v, self.scale, ctx.mask.as_ref())?;
+        self.o_proj.forward(&o.transpose(1, 2)?.reshape((b, t, self.n_heads * self.head_dim))?)
+    }
+
+    fn new_cache(&self) -> LayerCache {
+        LayerCache::dense(self.n_kv_heads, self.head_dim, self.head_dim)
+    }
+}

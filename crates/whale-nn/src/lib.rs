@@ -1,0 +1,20 @@
+//! Layers shared by every model family: linear, embedding, norms, RoPE (+ YaRN, Llama 3),
+//! attention, KV caches (dense and MLA latent), the SwiGLU MLP and MoE expert dispatch.
+
+pub mod attention;
+pub mod embedding;
+pub mod kv_cache;
+pub mod linear;
+pub mod mlp;
+pub mod moe;
+pub mod norm;
+pub mod rope;
+
+pub use embedding::Embedding;
+pub use kv_cache::{KvCache, LayerCache};
+pub use linear::Linear;
+pub use mlp::Mlp;
+pub use norm::RmsNorm;
+pub use rope::{Rope, RopeLayout, RopeTable};
+
+pub use whale_core::{Result, WhaleError};

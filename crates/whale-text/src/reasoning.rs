@@ -1,0 +1,1 @@
+//! The `<think>`…`</think>` reasoning split (filled in by the text work).

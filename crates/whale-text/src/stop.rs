@@ -1,0 +1,1 @@
+//! Incremental stop-string detection (filled in by the text work).
