@@ -173,6 +173,26 @@ impl Weights {
         }
     }
 
+    /// Number of values stored in the checkpoint (or created so far in training mode).
+    pub fn parameter_count(&self) -> usize {
+        match &self.source {
+            Source::Checkpoint(c) => c
+                .files
+                .iter()
+                .flat_map(|(_, st)| st.tensors().into_iter().map(|(_, v)| v.shape().iter().product::<usize>()))
+                .sum(),
+            Source::Init { varmap, .. } => varmap.all_vars().iter().map(|v| v.elem_count()).sum(),
+        }
+    }
+
+    /// Bytes of the checkpoint files on disk (0 in training mode).
+    pub fn file_bytes(&self) -> u64 {
+        match &self.source {
+            Source::Checkpoint(c) => c.files.iter().filter_map(|(p, _)| std::fs::metadata(p).ok()).map(|m| m.len()).sum(),
+            Source::Init { .. } => 0,
+        }
+    }
+
     fn full_name(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
     }

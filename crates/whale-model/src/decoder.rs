@@ -104,6 +104,15 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
     /// `ids: (b, t)` → hidden states and per-layer details.
     pub fn forward(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Result<DecoderOutput> {
         let offset = cache.as_ref().map_or(0, |c| c.seq_len());
+        if let Some(c) = cache.as_ref() {
+            if c.num_layers() != self.layers.len() {
+                return Err(WhaleError::InvalidInput(format!(
+                    "KV cache has {} layers, the model {}: use the model's own new_cache()",
+                    c.num_layers(),
+                    self.layers.len()
+                )));
+            }
+        }
         self.check_input(ids, offset)?;
         let t = ids.dim(1)?;
         let ctx = self.attn_ctx(offset, t)?;

@@ -222,7 +222,7 @@ impl DeepSeekConfig {
             positive(v, f)?;
         }
         let rope = self.qk_rope_head_dim;
-        require(rope % 2 == 0, "qk_rope_head_dim", || format!("must be even (rotated in pairs), found {rope}"))?;
+        require(rope.is_multiple_of(2), "qk_rope_head_dim", || format!("must be even (rotated in pairs), found {rope}"))?;
         require(self.rms_norm_eps > 0.0, "rms_norm_eps", || format!("must be > 0, found {}", self.rms_norm_eps))?;
         require(self.rope_theta > 0.0, "rope_theta", || format!("must be > 0, found {}", self.rope_theta))?;
         require(self.first_k_dense_replace <= self.num_hidden_layers, "first_k_dense_replace", || {
@@ -272,7 +272,7 @@ impl DeepSeekConfig {
 
     /// Whether decoder layer `i` uses the MoE feed-forward (HF's rule).
     pub fn is_moe_layer(&self, i: usize) -> bool {
-        self.n_routed_experts.is_some() && i >= self.first_k_dense_replace && i % self.moe_layer_freq == 0
+        self.n_routed_experts.is_some() && i >= self.first_k_dense_replace && i.is_multiple_of(self.moe_layer_freq)
     }
 
     /// Values the MLA latent cache holds per token per layer: the normalized latent `c_kv`

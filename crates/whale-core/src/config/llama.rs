@@ -124,7 +124,7 @@ impl LlamaConfig {
         require(h % kv == 0, "num_key_value_heads", || {
             format!("must divide num_attention_heads ({h}), found {kv}")
         })?;
-        require(self.head_dim % 2 == 0, "head_dim", || format!("must be even (rotated in pairs), found {}", self.head_dim))?;
+        require(self.head_dim.is_multiple_of(2), "head_dim", || format!("must be even (rotated in pairs), found {}", self.head_dim))?;
         require(self.rms_norm_eps > 0.0, "rms_norm_eps", || format!("must be > 0, found {}", self.rms_norm_eps))?;
         require(self.rope_theta > 0.0, "rope_theta", || format!("must be > 0, found {}", self.rope_theta))?;
         Ok(())

@@ -87,14 +87,14 @@ impl ModelConfig {
 fn model_type_from_architectures(value: &serde_json::Value) -> Option<String> {
     let archs = value.get("architectures")?.as_array()?;
     archs.iter().filter_map(|a| a.as_str()).find_map(|a| {
-        Some(match a {
+        let model_type = match a {
             "DeepseekV2ForCausalLM" => "deepseek_v2",
             "DeepseekV3ForCausalLM" => "deepseek_v3",
             "LlamaForCausalLM" => "llama",
             "Qwen2ForCausalLM" => "qwen2",
             _ => return None,
-        })
-        .map(str::to_owned)
+        };
+        Some(model_type.to_owned())
     })
 }
 

@@ -86,8 +86,11 @@ impl RawRopeScaling {
                 ))
             }
         };
-        if let RopeScaling::Yarn { original_max_position_embeddings, .. } = &scaling {
+        if let RopeScaling::Yarn { original_max_position_embeddings, beta_fast, beta_slow, .. } = &scaling {
             super::positive(*original_max_position_embeddings, "rope_scaling.original_max_position_embeddings")?;
+            require(*beta_slow > 0.0 && beta_fast > beta_slow, "rope_scaling.beta_fast", || {
+                format!("need beta_fast > beta_slow > 0, found beta_fast {beta_fast}, beta_slow {beta_slow}")
+            })?;
         }
         if let RopeScaling::Llama3 { low_freq_factor, high_freq_factor, .. } = &scaling {
             require(high_freq_factor > low_freq_factor, "rope_scaling.high_freq_factor", || {

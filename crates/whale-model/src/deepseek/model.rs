@@ -149,7 +149,7 @@ impl CausalLm for DeepSeekModel {
         depth: usize,
         hidden: &Tensor,
         next_ids: &Tensor,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
     ) -> Result<(Tensor, Tensor)> {
         let module = depth.checked_sub(1).and_then(|i| self.mtp.get(i)).ok_or_else(|| {
             WhaleError::InvalidInput(format!("MTP depth {depth} requested; this model has {} MTP module(s)", self.mtp.len()))
@@ -173,7 +173,7 @@ impl CausalLm for DeepSeekModel {
             )));
         }
         let ctx = self.decoder.attn_ctx(offset, t)?;
-        let layer_cache = cache.as_deref_mut().map(|c| c.layer_mut(depth - 1));
+        let layer_cache = cache.map(|c| c.layer_mut(depth - 1));
         let o = module.forward(hidden, next_ids, &self.decoder.embed, &self.decoder.lm_head, &ctx, layer_cache)?;
         Ok((o.logits, o.hidden))
     }
