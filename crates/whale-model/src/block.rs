@@ -1,29 +1,38 @@
 //! The pre-norm residual decoder block every family uses:
 //! `x += attn(norm(x)); x += ffn(norm(x))` (V3 §2, Llama). Families supply the attention
 //! (MLA, grouped-query) and the feed-forward (dense MLP, DeepSeekMoE).
+//!
+//! A forward runs over *segments*: the tokens of several sequences concatenated along one
+//! axis, each sequence with its own positions and (optionally) its own KV cache. Linear
+//! layers and the MoE see all tokens at once — the batching that makes serving many
+//! sequences cheaper than serving them one by one — while attention runs per segment.
 
 use candle_core::Tensor;
 use whale_core::{Result, Weights};
 use whale_nn::moe::Routing;
 use whale_nn::{LayerCache, Mlp, RmsNorm, RopeTable};
 
-/// What every attention layer of one forward shares.
-pub struct AttnCtx {
-    /// cos/sin for the positions of the new tokens.
+/// One sequence's run of tokens inside a forward.
+pub struct Segment {
+    /// First row of this segment in the concatenated `(T, hidden)` activations.
+    pub start: usize,
+    pub len: usize,
+    /// cos/sin for the segment's positions (`cached..cached + len`).
     pub rope: RopeTable,
-    /// Additive causal mask `(t, cached + t)`, `None` for one token.
+    /// Additive causal mask `(len, cached + len)`; `None` for a single token.
     pub mask: Option<Tensor>,
 }
 
 pub trait Attention {
-    /// `x: (b, t, hidden)` → `(b, t, hidden)`; appends this step's keys to `cache`.
-    fn forward(&self, x: &Tensor, ctx: &AttnCtx, cache: Option<&mut LayerCache>) -> Result<Tensor>;
-    /// A fresh cache for this layer.
+    /// `x: (T, hidden)` (all segments' tokens) → `(T, hidden)`. `caches[i]` belongs to
+    /// `segs[i]`; this step's keys are appended to it.
+    fn forward(&self, x: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor>;
+    /// A fresh cache for this layer (one sequence).
     fn new_cache(&self) -> LayerCache;
 }
 
 pub trait FeedForward {
-    /// `x: (b, t, hidden)` → `(b, t, hidden)`, with the routing when the layer is MoE.
+    /// `x: (T, hidden)` → `(T, hidden)`, with the routing when the layer is MoE.
     fn forward(&self, x: &Tensor) -> Result<(Tensor, Option<Routing>)>;
 }
 
@@ -51,11 +60,30 @@ impl<A: Attention, F: FeedForward> Block<A, F> {
         })
     }
 
-    /// `x: (b, t, hidden)` → the residual stream after this block.
-    pub fn forward(&self, x: &Tensor, ctx: &AttnCtx, cache: Option<&mut LayerCache>) -> Result<(Tensor, Option<Routing>)> {
-        let h = self.attn.forward(&self.input_layernorm.forward(x)?, ctx, cache)?;
+    /// `x: (T, hidden)` → the residual stream after this block.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        segs: &[Segment],
+        caches: &mut [Option<&mut LayerCache>],
+    ) -> Result<(Tensor, Option<Routing>)> {
+        let h = self.attn.forward(&self.input_layernorm.forward(x)?, segs, caches)?;
         let x = (x + h)?;
         let (h, routing) = self.ffn.forward(&self.post_attention_layernorm.forward(&x)?)?;
         Ok(((x + h)?, routing))
     }
+}
+
+/// Runs `f` on each segment's rows of `x` (and its cache) and concatenates the results
+/// back into one `(T, ·)` tensor.
+pub fn per_segment(
+    segs: &[Segment],
+    caches: &mut [Option<&mut LayerCache>],
+    mut f: impl FnMut(&Segment, Option<&mut LayerCache>) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let mut outs = Vec::with_capacity(segs.len());
+    for (seg, cache) in segs.iter().zip(caches.iter_mut()) {
+        outs.push(f(seg, cache.as_deref_mut())?);
+    }
+    Ok(Tensor::cat(&outs, 0)?)
 }

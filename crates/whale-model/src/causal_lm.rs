@@ -29,17 +29,29 @@ pub struct TrainOutput {
     pub routing: Vec<(usize, Routing)>,
 }
 
+/// One sequence's part of a batched forward: its new tokens and its own cache.
+pub struct SeqStep<'a> {
+    pub ids: &'a [u32],
+    pub cache: &'a mut KvCache,
+}
+
 pub trait CausalLm: Send + Sync {
     fn info(&self) -> &ModelInfo;
     fn device(&self) -> &Device;
     fn dtype(&self) -> DType;
 
-    /// An empty cache for a batch of sequences that advance together.
+    /// An empty cache for one sequence.
     fn new_cache(&self) -> KvCache;
 
-    /// `ids: (b, t)` u32 at positions `cache.seq_len()..`; the final-normed hidden states
-    /// and per-layer details. Without a cache the positions start at 0.
+    /// `ids: (b, t)` u32 → the final-normed hidden states `(b, t, hidden)` and per-layer
+    /// details. Without a cache the positions start at 0; with one (only for `b = 1`) they
+    /// continue from `cache.seq_len()`.
     fn forward_hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<DecoderOutput>;
+
+    /// Several sequences of any lengths, each with its own cache, in one forward (linear
+    /// layers and experts batched over all tokens): the logits of each sequence's last new
+    /// token, `(n, vocab)`.
+    fn forward_seqs(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor>;
 
     /// `hidden: (b, t, hidden)` → `(b, t, vocab)`.
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor>;

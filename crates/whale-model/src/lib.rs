@@ -8,7 +8,7 @@ pub mod decoder;
 pub mod llama;
 pub mod loader;
 
-pub use causal_lm::{CausalLm, ModelInfo, TrainOutput};
+pub use causal_lm::{CausalLm, ModelInfo, SeqStep, TrainOutput};
 pub use decoder::DecoderOutput;
 pub use deepseek::{DeepSeekModel, MlaMode};
 pub use llama::LlamaModel;

@@ -7,7 +7,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use whale_model::{load_model, CausalLm, DeepSeekModel, LlamaModel, MlaMode};
+use whale_model::{load_model, CausalLm, DeepSeekModel, LlamaModel, MlaMode, SeqStep};
 
 const TOL: f32 = 1e-4;
 const FAMILIES: [&str; 3] = ["deepseek_v3_tiny", "deepseek_v2_lite_tiny", "qwen2_tiny"];
@@ -47,23 +47,26 @@ fn logits_and_hidden_states_match_transformers() {
     }
 }
 
-/// Prefill both prompts, then decode one token at a time through the KV cache.
+/// Prefill both prompts, then decode one token at a time, each sequence through its own
+/// KV cache, both in one batched forward per step.
 fn greedy_with_cache(model: &dyn CausalLm, prompt: &Tensor, steps: usize) -> Vec<Vec<u32>> {
-    let mut cache = model.new_cache();
-    let mut logits = model.forward_last(prompt, &mut cache).unwrap();
-    let b = prompt.dim(0).unwrap();
-    let mut out = vec![Vec::new(); b];
-    for step in 0..steps {
+    let rows = prompt.to_vec2::<u32>().unwrap();
+    let mut caches: Vec<_> = rows.iter().map(|_| model.new_cache()).collect();
+    let mut inputs = rows.clone();
+    let mut out = vec![Vec::new(); rows.len()];
+    for _ in 0..steps {
+        let mut batch: Vec<SeqStep> =
+            inputs.iter().zip(caches.iter_mut()).map(|(ids, cache)| SeqStep { ids, cache }).collect();
+        let logits = model.forward_seqs(&mut batch).unwrap();
         let next = whale_model::causal_lm::argmax_last(&logits).unwrap();
-        for (o, &n) in out.iter_mut().zip(&next) {
+        for ((o, input), &n) in out.iter_mut().zip(inputs.iter_mut()).zip(&next) {
             o.push(n);
-        }
-        if step + 1 < steps {
-            let ids = Tensor::from_vec(next, (b, 1), &Device::Cpu).unwrap();
-            logits = model.forward_last(&ids, &mut cache).unwrap();
+            *input = vec![n];
         }
     }
-    assert_eq!(cache.seq_len(), prompt.dim(1).unwrap() + steps - 1);
+    for c in &caches {
+        assert_eq!(c.seq_len(), prompt.dim(1).unwrap() + steps - 1);
+    }
     out
 }
 
@@ -87,11 +90,12 @@ fn greedy_continuation_with_kv_cache_matches_transformers() {
 
 #[test]
 fn cached_prefill_then_decode_equals_full_forward() {
-    // Logits of position t computed incrementally equal the no-cache logits.
+    // Logits of each position computed incrementally (one sequence, one cache) equal the
+    // no-cache logits.
     for name in FAMILIES {
         let g = golden(name);
         let model = load(name);
-        let ids = input_ids(&g);
+        let ids = input_ids(&g).narrow(0, 1, 1).unwrap();
         let full = to_vec(&model.lm_head(&model.forward_hidden(&ids, None).unwrap().hidden).unwrap().narrow(1, 10, 14).unwrap());
         let mut cache = model.new_cache();
         model.forward(&ids.narrow(1, 0, 10).unwrap(), &mut cache).unwrap();
@@ -103,6 +107,45 @@ fn cached_prefill_then_decode_equals_full_forward() {
         let d = max_abs_diff(&inc, &full);
         assert!(d < TOL, "{name}: incremental vs full logits max |Δ| = {d}");
     }
+}
+
+#[test]
+fn batched_sequences_of_different_lengths_equal_separate_runs() {
+    // Continuous batching: one sequence prefills 7 tokens while another decodes its 13th;
+    // each must get exactly what it gets alone.
+    for name in FAMILIES {
+        let g = golden(name);
+        let model = load(name);
+        let rows = ids2(&g["input_ids"]);
+        let alone = |ids: &[u32], split: usize| {
+            let mut cache = model.new_cache();
+            model.forward(&Tensor::new(&ids[..split], &Device::Cpu).unwrap().unsqueeze(0).unwrap(), &mut cache).unwrap();
+            let t = Tensor::new(&ids[split..], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            to_vec(&model.forward_last(&t, &mut cache).unwrap())
+        };
+        let expected = [alone(&rows[0][..12], 5), alone(&rows[1][..13], 12)].concat();
+        let (mut c0, mut c1) = (model.new_cache(), model.new_cache());
+        model.forward(&Tensor::new(&rows[0][..5], &Device::Cpu).unwrap().unsqueeze(0).unwrap(), &mut c0).unwrap();
+        model.forward(&Tensor::new(&rows[1][..12], &Device::Cpu).unwrap().unsqueeze(0).unwrap(), &mut c1).unwrap();
+        let mut steps = [SeqStep { ids: &rows[0][5..12], cache: &mut c0 }, SeqStep { ids: &rows[1][12..13], cache: &mut c1 }];
+        let got = to_vec(&model.forward_seqs(&mut steps).unwrap());
+        let d = max_abs_diff(&got, &expected);
+        assert!(d < TOL, "{name}: batched vs alone max |Δ| = {d}");
+        assert_eq!((c0.seq_len(), c1.seq_len()), (12, 13));
+    }
+}
+
+#[test]
+fn invalid_sequence_in_a_batch_leaves_every_cache_untouched() {
+    let model = load("qwen2_tiny");
+    let (mut c0, mut c1) = (model.new_cache(), model.new_cache());
+    let mut steps = [SeqStep { ids: &[1, 2, 3], cache: &mut c0 }, SeqStep { ids: &[4, 600], cache: &mut c1 }];
+    let e = model.forward_seqs(&mut steps).unwrap_err().to_string();
+    assert!(e.contains("token id 600 is out of range"), "{e}");
+    assert_eq!((c0.seq_len(), c1.seq_len()), (0, 0));
+    let mut cache = model.new_cache();
+    let e = model.forward(&input_ids(&golden("qwen2_tiny")), &mut cache).unwrap_err().to_string();
+    assert!(e.contains("a KV cache holds one sequence, got a batch of 2"), "{e}");
 }
 
 #[test]
@@ -153,7 +196,7 @@ fn v3_gate_weights_sum_to_routed_scaling_factor() {
 #[test]
 fn absorbed_and_naive_mla_agree() {
     for name in ["deepseek_v3_tiny", "deepseek_v2_lite_tiny"] {
-        let ids = input_ids(&golden(name));
+        let ids = input_ids(&golden(name)).narrow(0, 0, 1).unwrap();
         let run = |mode| {
             let m = deepseek(name, mode);
             let mut cache = m.new_cache();
@@ -189,7 +232,7 @@ fn softmax_scale_and_rope_frequencies_match_transformers() {
 
 #[test]
 fn kv_cache_bytes_per_token_follow_the_formulas() {
-    let ids = input_ids(&golden("deepseek_v3_tiny"));
+    let ids = input_ids(&golden("deepseek_v3_tiny")).narrow(0, 0, 1).unwrap();
     for name in ["deepseek_v3_tiny", "deepseek_v2_lite_tiny"] {
         let m = deepseek(name, MlaMode::Auto);
         let c = m.config();
@@ -199,7 +242,7 @@ fn kv_cache_bytes_per_token_follow_the_formulas() {
         let mut cache = m.new_cache();
         assert_eq!(cache.bytes_per_token(), per_token, "{name}");
         m.forward(&ids, &mut cache).unwrap();
-        assert_eq!(cache.stored_bytes().unwrap(), 2 * 24 * per_token, "{name}: bytes actually stored");
+        assert_eq!(cache.stored_bytes().unwrap(), 24 * per_token, "{name}: bytes actually stored");
     }
     let m = LlamaModel::load(&fixture("qwen2_tiny"), DType::F32, &Device::Cpu).unwrap();
     let c = m.config();
@@ -207,5 +250,5 @@ fn kv_cache_bytes_per_token_follow_the_formulas() {
     let mut cache = m.new_cache();
     assert_eq!(cache.bytes_per_token(), per_token);
     m.forward(&ids, &mut cache).unwrap();
-    assert_eq!(cache.stored_bytes().unwrap(), 2 * 24 * per_token);
+    assert_eq!(cache.stored_bytes().unwrap(), 24 * per_token);
 }

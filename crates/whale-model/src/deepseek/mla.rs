@@ -11,7 +11,7 @@
 //!   over the latent directly (MQA with keys `[c_kv | k_pe]` and values `c_kv`), and apply
 //!   `W_UV` after attention (decoding: no per-token expansion of the whole history).
 
-use crate::block::{Attention, AttnCtx};
+use crate::block::{per_segment, Attention, Segment};
 use candle_core::{Tensor, D};
 use whale_core::config::DeepSeekConfig;
 use whale_core::{Result, Weights};
@@ -110,33 +110,57 @@ impl Mla {
         Ok((w_uk, w_uv_t))
     }
 
-    /// `x: (b, t, d)` → queries `(b, h, t, nope)` and roped `(b, h, t, rope)`.
-    fn queries(&self, x: &Tensor, ctx: &AttnCtx) -> Result<(Tensor, Tensor)> {
-        let (b, t, _) = x.dims3()?;
+    /// `x: (T, d)` → un-roped queries `(T, h, nope + rope)`.
+    fn queries(&self, x: &Tensor) -> Result<Tensor> {
         let q = match &self.q {
             QProj::Plain(p) => p.forward(x)?,
             QProj::LowRank { q_a_proj, q_a_layernorm, q_b_proj } => {
                 q_b_proj.forward(&q_a_layernorm.forward(&q_a_proj.forward(x)?)?)?
             }
         };
-        let q = q.reshape((b, t, self.n_heads, self.nope + self.rope_dim))?.transpose(1, 2)?;
-        let q_nope = q.narrow(D::Minus1, 0, self.nope)?;
-        let q_pe = self.rope.apply(&q.narrow(D::Minus1, self.nope, self.rope_dim)?, &ctx.rope)?;
-        Ok((q_nope, q_pe))
+        Ok(q.reshape((x.dim(0)?, self.n_heads, self.nope + self.rope_dim))?)
     }
 
-    /// `x: (b, t, d)` → this step's latent rows `(b, t, kv_lora + rope)` = `[c_kv | k_pe]`.
-    fn latent(&self, x: &Tensor, ctx: &AttnCtx) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
+    /// `x: (T, d)` → `[c_kv | k_pe (not yet roped)]`, `(T, kv_lora + rope)`.
+    fn latent(&self, x: &Tensor) -> Result<Tensor> {
         let kv = self.kv_a_proj_with_mqa.forward(x)?;
         let c_kv = self.kv_a_layernorm.forward(&kv.narrow(D::Minus1, 0, self.kv_lora)?)?;
-        let k_pe = kv.narrow(D::Minus1, self.kv_lora, self.rope_dim)?.reshape((b, 1, t, self.rope_dim))?;
-        let k_pe = self.rope.apply(&k_pe, &ctx.rope)?.reshape((b, t, self.rope_dim))?;
-        Ok(Tensor::cat(&[&c_kv, &k_pe], D::Minus1)?)
+        Ok(Tensor::cat(&[&c_kv, &kv.narrow(D::Minus1, self.kv_lora, self.rope_dim)?], D::Minus1)?)
+    }
+
+    /// One segment: rope its queries and key, extend its cache, attend.
+    /// `q: (len, h, qk)`, `lat: (len, kv_lora + rope)` → `(len, h * v)`.
+    fn attend_segment(&self, q: &Tensor, lat: &Tensor, seg: &Segment, cache: Option<&mut LayerCache>, track: bool) -> Result<Tensor> {
+        let len = seg.len;
+        let q = q.unsqueeze(0)?.transpose(1, 2)?; // (1, h, len, qk)
+        let q_nope = q.narrow(D::Minus1, 0, self.nope)?;
+        let q_pe = self.rope.apply(&q.narrow(D::Minus1, self.nope, self.rope_dim)?, &seg.rope)?;
+        let c_kv = lat.narrow(D::Minus1, 0, self.kv_lora)?;
+        let k_pe = lat.narrow(D::Minus1, self.kv_lora, self.rope_dim)?.reshape((1, 1, len, self.rope_dim))?;
+        let k_pe = self.rope.apply(&k_pe, &seg.rope)?.reshape((len, self.rope_dim))?;
+        let new = Tensor::cat(&[&c_kv, &k_pe], D::Minus1)?.unsqueeze(0)?;
+        let latent = match cache {
+            Some(LayerCache::Latent { latent, .. }) => latent.append(&new)?,
+            Some(LayerCache::Dense { .. }) => {
+                return Err(whale_core::WhaleError::InvalidInput("MLA layer given a dense KV cache".into()))
+            }
+            None => new,
+        };
+        let absorbed = match self.mode {
+            MlaMode::Naive => false,
+            MlaMode::Absorbed => true,
+            MlaMode::Auto => len <= ABSORB_MAX_NEW_TOKENS && !track,
+        };
+        let o = if absorbed {
+            self.absorbed(&q_nope, &q_pe, &latent, seg.mask.as_ref())?
+        } else {
+            self.naive(&q_nope, &q_pe, &latent, seg.mask.as_ref())?
+        };
+        Ok(o.transpose(1, 2)?.reshape((len, self.n_heads * self.v_dim))?)
     }
 
     /// Ordinary attention over expanded keys/values. `latent: (b, L, kv_lora + rope)`.
-    fn naive(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, ctx: &AttnCtx) -> Result<Tensor> {
+    fn naive(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, l, _) = latent.dims3()?;
         let h = self.n_heads;
         let c_kv = latent.narrow(D::Minus1, 0, self.kv_lora)?;
@@ -147,11 +171,11 @@ impl Mla {
         let k_pe = k_pe.unsqueeze(1)?.broadcast_as((b, h, l, self.rope_dim))?;
         let k = Tensor::cat(&[&k_nope, &k_pe], D::Minus1)?;
         let q = Tensor::cat(&[q_nope, q_pe], D::Minus1)?;
-        attend(&q, &k, &v, self.scale, ctx.mask.as_ref())
+        attend(&q, &k, &v, self.scale, mask)
     }
 
     /// Attention in latent space. `latent: (b, L, kv_lora + rope)`.
-    fn absorbed(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, ctx: &AttnCtx) -> Result<Tensor> {
+    fn absorbed(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, h, t, _) = q_nope.dims4()?;
         let l = latent.dim(1)?;
         let owned;
@@ -170,7 +194,7 @@ impl Mla {
         let c_kv = latent.narrow(D::Minus1, 0, self.kv_lora)?.contiguous()?;
         let k_pe = latent.narrow(D::Minus1, self.kv_lora, self.rope_dim)?.contiguous()?;
         let scores = (q_lat.matmul(&c_kv.t()?)? + q_pe.matmul(&k_pe.t()?)?)?.reshape((b, h, t, l))?;
-        let p = masked_softmax(&scores, self.scale, ctx.mask.as_ref())?.to_dtype(c_kv.dtype())?;
+        let p = masked_softmax(&scores, self.scale, mask)?.to_dtype(c_kv.dtype())?;
         let o_lat = p.reshape((b, h * t, l))?.matmul(&c_kv)?;
         // W_UV per head: (h, b·t, kv_lora) × (h, kv_lora, v) → (b, h, t, v).
         let o_lat = o_lat.reshape((b, h, t, self.kv_lora))?.transpose(0, 1)?.contiguous()?.reshape((h, b * t, self.kv_lora))?;
@@ -180,28 +204,16 @@ impl Mla {
 }
 
 impl Attention for Mla {
-    fn forward(&self, x: &Tensor, ctx: &AttnCtx, cache: Option<&mut LayerCache>) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let (q_nope, q_pe) = self.queries(x, ctx)?;
-        let new = self.latent(x, ctx)?;
-        let latent = match cache {
-            Some(LayerCache::Latent { latent, .. }) => latent.append(&new)?,
-            Some(LayerCache::Dense { .. }) => {
-                return Err(whale_core::WhaleError::InvalidInput("MLA layer given a dense KV cache".into()))
-            }
-            None => new,
-        };
-        let absorbed = match self.mode {
-            MlaMode::Naive => false,
-            MlaMode::Absorbed => true,
-            MlaMode::Auto => t <= ABSORB_MAX_NEW_TOKENS && !x.track_op(),
-        };
-        let o = if absorbed {
-            self.absorbed(&q_nope, &q_pe, &latent, ctx)?
-        } else {
-            self.naive(&q_nope, &q_pe, &latent, ctx)?
-        };
-        let o = o.transpose(1, 2)?.reshape((b, t, self.n_heads * self.v_dim))?;
+    fn forward(&self, x: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
+        // Down/up projections over all tokens at once; attention per sequence.
+        let q = self.queries(x)?;
+        let lat = self.latent(x)?;
+        let track = x.track_op();
+        let o = per_segment(segs, caches, |seg, cache| {
+            let q = q.narrow(0, seg.start, seg.len)?;
+            let lat = lat.narrow(0, seg.start, seg.len)?;
+            self.attend_segment(&q, &lat, seg, cache, track)
+        })?;
         self.o_proj.forward(&o)
     }
 

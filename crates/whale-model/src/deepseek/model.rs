@@ -5,7 +5,7 @@ use super::mla::{Mla, MlaMode};
 use super::moe::DeepSeekFfn;
 use super::mtp::Mtp;
 use crate::block::Block;
-use crate::causal_lm::{CausalLm, ModelInfo, TrainOutput};
+use crate::causal_lm::{CausalLm, ModelInfo, SeqStep, TrainOutput};
 use crate::decoder::{Decoder, DecoderOutput};
 use candle_core::{DType, Device, Tensor};
 use whale_core::config::{DeepSeekConfig, ModelConfig};
@@ -112,11 +112,16 @@ impl CausalLm for DeepSeekModel {
         self.decoder.head(hidden)
     }
 
+    fn forward_seqs(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor> {
+        self.decoder.head(&self.decoder.forward_seqs(steps)?)
+    }
+
     fn forward_train(&self, ids: &Tensor) -> Result<TrainOutput> {
         let out = self.decoder.forward(ids, None)?;
         let logits = self.decoder.head(&out.hidden)?;
         let mut routing = out.routing;
-        let t = ids.dim(1)?;
+        let (b, t) = ids.dims2()?;
+        let d = self.cfg.hidden_size;
         let mut mtp_logits = Vec::with_capacity(self.mtp.len());
         let mut hidden = out.hidden;
         for (k0, module) in self.mtp.iter().enumerate() {
@@ -126,20 +131,16 @@ impl CausalLm for DeepSeekModel {
             }
             // Position i pairs h^{k-1}_i with token i + k and predicts token i + k + 1.
             let n = t - k;
-            let ctx = self.decoder.attn_ctx(0, n)?;
-            let o = module.forward(
-                &hidden.narrow(1, 0, n)?,
-                &ids.narrow(1, k, n)?,
-                &self.decoder.embed,
-                &self.decoder.lm_head,
-                &ctx,
-                None,
-            )?;
+            let segs = self.decoder.batch_segments(b, n, 0)?;
+            let h = hidden.narrow(1, 0, n)?.reshape((b * n, d))?;
+            let next = ids.narrow(1, k, n)?.flatten_all()?;
+            let mut caches: Vec<_> = (0..b).map(|_| None).collect();
+            let o = module.forward(&h, &next, &self.decoder.embed, &self.decoder.lm_head, &segs, &mut caches)?;
             if let Some(r) = o.routing {
                 routing.push((self.cfg.num_hidden_layers + k0, r));
             }
-            mtp_logits.push(o.logits);
-            hidden = o.hidden;
+            mtp_logits.push(o.logits.reshape((b, n, self.cfg.vocab_size))?);
+            hidden = o.hidden.reshape((b, n, d))?;
         }
         Ok(TrainOutput { logits, mtp_logits, routing })
     }
@@ -164,18 +165,33 @@ impl CausalLm for DeepSeekModel {
             }
             None => 0,
         };
-        let (b, t) = self.decoder.check_input(next_ids, offset)?;
-        let expected = [b, t, self.cfg.hidden_size];
-        if hidden.dims() != expected {
+        self.decoder.check_batch(next_ids, offset)?;
+        let (b, t) = next_ids.dims2()?;
+        let d = self.cfg.hidden_size;
+        if hidden.dims() != [b, t, d] {
             return Err(WhaleError::InvalidInput(format!(
-                "MTP hidden states must be {expected:?} to match the token ids, found {:?}",
+                "MTP hidden states must be {:?} to match the token ids, found {:?}",
+                [b, t, d],
                 hidden.dims()
             )));
         }
-        let ctx = self.decoder.attn_ctx(offset, t)?;
-        let layer_cache = cache.map(|c| c.layer_mut(depth - 1));
-        let o = module.forward(hidden, next_ids, &self.decoder.embed, &self.decoder.lm_head, &ctx, layer_cache)?;
-        Ok((o.logits, o.hidden))
+        if cache.is_some() && b != 1 {
+            return Err(WhaleError::InvalidInput(format!("an MTP cache holds one sequence, got a batch of {b}")));
+        }
+        let segs = self.decoder.batch_segments(b, t, offset)?;
+        let mut caches: Vec<Option<&mut whale_nn::LayerCache>> = match cache {
+            Some(c) => vec![Some(c.layer_mut(depth - 1))],
+            None => (0..b).map(|_| None).collect(),
+        };
+        let o = module.forward(
+            &hidden.reshape((b * t, d))?,
+            &next_ids.flatten_all()?,
+            &self.decoder.embed,
+            &self.decoder.lm_head,
+            &segs,
+            &mut caches,
+        )?;
+        Ok((o.logits.reshape((b, t, self.cfg.vocab_size))?, o.hidden.reshape((b, t, d))?))
     }
 
     fn new_mtp_cache(&self) -> Option<KvCache> {

@@ -31,16 +31,14 @@ impl DeepSeekMoe {
         Ok(Self { gate: Gate::new(&w.pp("gate"), cfg, n_experts)?, experts, shared })
     }
 
-    /// `x: (b, t, d)` → `(b, t, d)` and the routing of the `b * t` tokens.
+    /// `x: (T, d)` → `(T, d)` and the routing of the `T` tokens.
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Routing)> {
-        let (b, t, d) = x.dims3()?;
-        let flat = x.reshape((b * t, d))?;
-        let routing = self.gate.route(&flat)?;
-        let mut y = dispatch(&flat, &routing, &self.experts)?;
+        let routing = self.gate.route(x)?;
+        let mut y = dispatch(x, &routing, &self.experts)?;
         if let Some(shared) = &self.shared {
-            y = (y + shared.forward(&flat)?)?;
+            y = (y + shared.forward(x)?)?;
         }
-        Ok((y.reshape((b, t, d))?, routing))
+        Ok((y, routing))
     }
 }
 

@@ -13,7 +13,7 @@
 
 use super::mla::Mla;
 use super::moe::DeepSeekFfn;
-use crate::block::{AttnCtx, Block};
+use crate::block::{Block, Segment};
 use candle_core::{Tensor, D};
 use whale_core::{Result, Weights};
 use whale_nn::moe::Routing;
@@ -57,20 +57,22 @@ impl Mtp {
         })
     }
 
-    /// `hidden: (b, t, d)`, `next_ids: (b, t)` → logits `(b, t, vocab)` and the block output.
+    /// `hidden: (T, d)`, `next_ids: (T,)` (segments concatenated) → logits `(T, vocab)` and
+    /// the block output `(T, d)`.
     pub fn forward(
         &self,
         hidden: &Tensor,
         next_ids: &Tensor,
         main_embed: &Embedding,
         main_head: &Linear,
-        ctx: &AttnCtx,
-        cache: Option<&mut LayerCache>,
+        segs: &[Segment],
+        caches: &mut [Option<&mut LayerCache>],
     ) -> Result<MtpOutput> {
-        let emb = self.embed.as_ref().unwrap_or(main_embed).forward(next_ids)?;
+        let n = next_ids.dim(0)?;
+        let emb = self.embed.as_ref().unwrap_or(main_embed).forward(&next_ids.reshape((1, n))?)?.squeeze(0)?;
         let x = Tensor::cat(&[&self.enorm.forward(&emb)?, &self.hnorm.forward(hidden)?], D::Minus1)?;
         let x = self.eh_proj.forward(&x)?;
-        let (h, routing) = self.block.forward(&x, ctx, cache)?;
+        let (h, routing) = self.block.forward(&x, segs, caches)?;
         let logits = self.head.as_ref().unwrap_or(main_head).forward(&self.head_norm.forward(&h)?)?;
         Ok(MtpOutput { logits, hidden: h, routing })
     }

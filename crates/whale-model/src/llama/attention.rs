@@ -1,7 +1,7 @@
 //! Grouped-query attention (Llama, Qwen2): `num_key_value_heads` key/value heads shared by
 //! groups of query heads, RoPE on queries and keys, a dense KV cache.
 
-use crate::block::{Attention, AttnCtx};
+use crate::block::{per_segment, Attention, Segment};
 use candle_core::Tensor;
 use whale_core::config::LlamaConfig;
 use whale_core::{Result, WhaleError, Weights};
@@ -39,23 +39,27 @@ impl GqaAttention {
 }
 
 impl Attention for GqaAttention {
-    fn forward(&self, x: &Tensor, ctx: &AttnCtx, cache: Option<&mut LayerCache>) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let heads = |p: &Linear, n: usize| -> Result<Tensor> {
-            Ok(p.forward(x)?.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?)
-        };
-        let q = self.rope.apply(&heads(&self.q_proj, self.n_heads)?, &ctx.rope)?;
-        let k = self.rope.apply(&heads(&self.k_proj, self.n_kv_heads)?, &ctx.rope)?;
-        let v = heads(&self.v_proj, self.n_kv_heads)?;
-        let (k, v) = match cache {
-            Some(LayerCache::Dense { k: kc, v: vc, .. }) => (kc.append(&k)?, vc.append(&v)?),
-            Some(LayerCache::Latent { .. }) => {
-                return Err(WhaleError::InvalidInput("grouped-query attention given an MLA latent cache".into()))
-            }
-            None => (k, v),
-        };
-        let o = attend(&q, &k, &v, self.scale, ctx.mask.as_ref())?;
-        self.o_proj.forward(&o.transpose(1, 2)?.reshape((b, t, self.n_heads * self.head_dim))?)
+    fn forward(&self, x: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
+        // Projections over all tokens at once; attention per sequence.
+        let (q_all, k_all, v_all) = (self.q_proj.forward(x)?, self.k_proj.forward(x)?, self.v_proj.forward(x)?);
+        let o = per_segment(segs, caches, |seg, cache| {
+            let heads = |t: &Tensor, n: usize| -> Result<Tensor> {
+                Ok(t.narrow(0, seg.start, seg.len)?.reshape((1, seg.len, n, self.head_dim))?.transpose(1, 2)?)
+            };
+            let q = self.rope.apply(&heads(&q_all, self.n_heads)?, &seg.rope)?;
+            let k = self.rope.apply(&heads(&k_all, self.n_kv_heads)?, &seg.rope)?;
+            let v = heads(&v_all, self.n_kv_heads)?;
+            let (k, v) = match cache {
+                Some(LayerCache::Dense { k: kc, v: vc, .. }) => (kc.append(&k)?, vc.append(&v)?),
+                Some(LayerCache::Latent { .. }) => {
+                    return Err(WhaleError::InvalidInput("grouped-query attention given an MLA latent cache".into()))
+                }
+                None => (k, v),
+            };
+            let o = attend(&q, &k, &v, self.scale, seg.mask.as_ref())?;
+            Ok(o.transpose(1, 2)?.reshape((seg.len, self.n_heads * self.head_dim))?)
+        })?;
+        self.o_proj.forward(&o)
     }
 
     fn new_cache(&self) -> LayerCache {

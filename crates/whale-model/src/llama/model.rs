@@ -3,7 +3,7 @@
 
 use super::attention::GqaAttention;
 use crate::block::Block;
-use crate::causal_lm::{CausalLm, ModelInfo};
+use crate::causal_lm::{CausalLm, ModelInfo, SeqStep};
 use crate::decoder::{Decoder, DecoderOutput};
 use candle_core::{DType, Device, Tensor};
 use whale_core::config::{LlamaConfig, ModelConfig};
@@ -82,6 +82,10 @@ impl CausalLm for LlamaModel {
 
     fn forward_hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<DecoderOutput> {
         self.decoder.forward(ids, cache)
+    }
+
+    fn forward_seqs(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor> {
+        self.decoder.head(&self.decoder.forward_seqs(steps)?)
     }
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
