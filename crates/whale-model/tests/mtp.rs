@@ -52,17 +52,23 @@ fn training_forward_mtp_logits_match_forward_mtp() {
     let d = max_abs_diff(&to_vec(&logits), &to_vec(&out.mtp_logits[0]));
     assert!(d < 1e-5, "max |Δ| = {d}");
 
-    // With its own cache, one position at a time (as a speculative drafter runs it).
-    let mut cache = model.new_mtp_cache().unwrap();
-    let mut rows = Vec::new();
-    for p in 0..23 {
-        let (l, _) = model
-            .forward_mtp(1, &hidden.narrow(1, p, 1).unwrap(), &ids.narrow(1, p + 1, 1).unwrap(), Some(&mut cache))
-            .unwrap();
-        rows.push(l);
+    // With its own cache, one position at a time (as a speculative drafter runs it), for
+    // each sequence separately.
+    for seq in 0..2 {
+        let h = hidden.narrow(0, seq, 1).unwrap();
+        let ids1 = ids.narrow(0, seq, 1).unwrap();
+        let mut cache = model.new_mtp_cache().unwrap();
+        let mut rows = Vec::new();
+        for p in 0..23 {
+            let (l, _) = model
+                .forward_mtp(1, &h.narrow(1, p, 1).unwrap(), &ids1.narrow(1, p + 1, 1).unwrap(), Some(&mut cache))
+                .unwrap();
+            rows.push(l);
+        }
+        let expected = to_vec(&out.mtp_logits[0].narrow(0, seq, 1).unwrap());
+        let d = max_abs_diff(&to_vec(&Tensor::cat(&rows, 1).unwrap()), &expected);
+        assert!(d < 1e-4, "sequence {seq}: cached MTP max |Δ| = {d}");
     }
-    let d = max_abs_diff(&to_vec(&Tensor::cat(&rows, 1).unwrap()), &to_vec(&out.mtp_logits[0]));
-    assert!(d < 1e-4, "cached MTP max |Δ| = {d}");
     assert!(model.forward_mtp(2, &hidden, &ids, None).unwrap_err().to_string().contains("1 MTP module"));
 }
 
