@@ -3,6 +3,9 @@
 
 mod cmd;
 mod model_args;
+mod sampling_args;
+mod session;
+mod terminal;
 
 use clap::{Parser, Subcommand};
 
@@ -17,10 +20,14 @@ struct Cli {
 enum Command {
     /// Print the logits of every position for a list of token ids, as JSON.
     Logits(cmd::logits::Args),
-    /// Generate a continuation of a prompt.
+    /// Generate a continuation of a prompt (text or token ids), streaming it.
     Generate(cmd::generate::Args),
+    /// Talk with a model in the terminal (or script it through stdin).
+    Chat(cmd::chat::Args),
     /// Measure prefill and decode speed (tokens/s), like llama-bench.
     Bench(cmd::bench::Args),
+    /// Turn text into token ids (or back with --decode) with a model's tokenizer.
+    Tokenize(cmd::tokenize::Args),
 }
 
 fn main() {
@@ -28,7 +35,9 @@ fn main() {
     let result = match cli.command {
         Command::Logits(a) => cmd::logits::run(a),
         Command::Generate(a) => cmd::generate::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Tokenize(a) => cmd::tokenize::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -91,3 +91,162 @@ fn bench_reports_prefill_and_decode_rates() {
         assert_eq!(r["samples"].as_array().unwrap().len(), 2);
     }
 }
+
+#[test]
+fn tokenize_matches_the_golden_ids_and_decodes_back() {
+    let dir = fixture("tokenizer_r1_distill");
+    let g: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+    let case = &g["strings"][0];
+    let text = case["text"].as_str().unwrap();
+    let tok = dir.join("tokenizer.json");
+    let (ok, out, err) = whale(&["tokenize", "--tokenizer", tok.to_str().unwrap(), "--text", text, "--json"]);
+    assert!(ok, "{err}");
+    let ours: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ours["ids"], case["ids_with_bos"]);
+    let (ok, out, err) = whale(&["tokenize", "--tokenizer", tok.to_str().unwrap(), "--text", text, "--no-special"]);
+    assert!(ok, "{err}");
+    let ids: Vec<u64> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(out.trim(), join(&ids));
+    let (ok, out, err) = whale(&["tokenize", "--tokenizer", dir.to_str().unwrap(), "--decode", "--text", &join(&ids), "--json"]);
+    assert!(ok, "{err}");
+    let back: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(back["text"], case["decoded"]);
+}
+
+#[test]
+fn tokenizer_and_model_path_errors_name_the_file() {
+    let (ok, _, err) = whale(&["tokenize", "--tokenizer", "/no/tokenizer.json", "--text", "hi"]);
+    assert!(!ok && err.contains("/no/tokenizer.json"), "{err}");
+    let tmp = std::env::temp_dir().join(format!("whale-cli-test-{}.gguf", std::process::id()));
+    std::fs::write(&tmp, b"GGUF").unwrap();
+    let (ok, _, err) = whale(&["generate", "--model", tmp.to_str().unwrap(), "--prompt-ids", "1"]);
+    std::fs::remove_file(&tmp).ok();
+    assert!(!ok && err.contains("running GGUF models is not supported yet"), "{err}");
+}
+
+/// A model folder with a tokenizer: the tiny DeepSeek-V3 weights and the 512-token R1-style
+/// tokenizer of `tests/fixtures/tiny_chat_tokenizer`.
+fn chat_model() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("whale-cli-chat-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (src, name) in [("deepseek_v3_tiny", "config.json"), ("deepseek_v3_tiny", "model.safetensors"),
+                        ("tiny_chat_tokenizer", "tokenizer.json"), ("tiny_chat_tokenizer", "tokenizer_config.json")] {
+        std::fs::copy(fixture(src).join(name), dir.join(name)).unwrap();
+    }
+    dir
+}
+
+fn whale_stdin(args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_whale"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn text_generation_goes_through_the_chat_template_and_splits_reasoning() {
+    let dir = chat_model();
+    let m = dir.to_str().unwrap();
+    let (ok, out, err) = whale(&["generate", "--model", m, "--prompt", "What is 2 plus 3?", "--max-tokens", "12", "--temperature", "0", "--json"]);
+    assert!(ok, "{err}");
+    let text: Value = serde_json::from_str(&out).unwrap();
+    // The same prompt rendered by hand: BOS, <｜User｜>, the text, <｜Assistant｜><think>\n.
+    let (ok, rendered, err) = whale(&["tokenize", "--tokenizer", m, "--no-special", "--text", "<｜begin▁of▁sentence｜><｜User｜>What is 2 plus 3?<｜Assistant｜><think>\n", "--json"]);
+    assert!(ok, "{err}");
+    let rendered: Value = serde_json::from_str(&rendered).unwrap();
+    let ids = join(&rendered["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect::<Vec<_>>());
+    assert_eq!(text["usage"]["prompt_tokens"].as_u64().unwrap() as usize, rendered["ids"].as_array().unwrap().len());
+    let (ok, out, err) = whale(&["generate", "--model", m, "--prompt-ids", &ids, "--max-tokens", "12", "--temperature", "0", "--json"]);
+    assert!(ok, "{err}");
+    let by_ids: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(text["ids"], by_ids["ids"]);
+    // The template prefilled <think>: everything before a </think> is reasoning.
+    let reasoning = text["reasoning_content"].as_str().unwrap();
+    let content = text["content"].as_str().unwrap();
+    assert!(!reasoning.is_empty() || !content.is_empty());
+    assert_eq!(text["finish_reason"], "length");
+
+    // A thinking budget of 3 forces </think> (id 511) after 3 reasoning tokens.
+    let (ok, out, err) = whale(&["generate", "--model", m, "--prompt", "What is 2 plus 3?", "--max-tokens", "8", "--temperature", "0", "--thinking-budget", "3", "--json"]);
+    assert!(ok, "{err}");
+    let b: Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<u64> = b["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(ids[3], 511, "{ids:?}");
+    assert_eq!(b["usage"]["reasoning_tokens"], 3);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn seeded_text_generation_is_reproducible_and_stop_strings_cut() {
+    let dir = chat_model();
+    let m = dir.to_str().unwrap();
+    let gen = |seed: &str| {
+        let (ok, out, err) = whale(&["generate", "--model", m, "--prompt", "hello", "--max-tokens", "16", "--seed", seed, "--json", "--top-logprobs", "2"]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let (a, b) = (gen("11"), gen("11"));
+    assert_eq!(a["ids"], b["ids"]);
+    assert_eq!(a["seed"], 11);
+    assert_eq!(a["logprobs"].as_array().unwrap().len(), a["ids"].as_array().unwrap().len());
+    // Stop at the text of the 5th generated token: the output ends before it.
+    let text = a["text"].as_str().unwrap().to_string();
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() > 6 {
+        let stop: String = chars[4..6].iter().collect();
+        let (ok, out, err) = whale(&["generate", "--model", m, "--prompt", "hello", "--max-tokens", "16", "--seed", "11", "--json", "--stop", &stop]);
+        assert!(ok, "{err}");
+        let s: Value = serde_json::from_str(&out).unwrap();
+        let shown = format!("{}{}", s["reasoning_content"].as_str().unwrap(), s["content"].as_str().unwrap());
+        assert!(!shown.contains(&stop), "{shown:?} contains {stop:?}");
+        assert_eq!(s["finish_reason"], "stop");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn chat_reads_turns_from_piped_stdin() {
+    let dir = chat_model();
+    let m = dir.to_str().unwrap();
+    let save = dir.join("transcript.json");
+    let input = format!("What is 2 plus 3?\n/system Be brief.\n/think off\nAnd 4 plus 4?\n/save {}\n/exit\nnever read\n", save.display());
+    let (ok, out, err) = whale_stdin(&["chat", "--model", m, "--max-tokens", "10", "--temperature", "0"], &input);
+    assert!(ok, "{err}");
+    assert_eq!(err.matches("tok/s").count(), 2, "{err}");
+    assert!(err.contains("[system message set]") && err.contains("[saved 5 messages"), "{err}");
+    // First answer shows its reasoning in markers (stdout is not a terminal); the second,
+    // after /think off, does not.
+    assert!(out.starts_with("<think>\n"), "{out}");
+    let t: Value = serde_json::from_str(&std::fs::read_to_string(&save).unwrap()).unwrap();
+    let roles: Vec<&str> = t["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user", "assistant"]);
+    assert_eq!(t["messages"][3]["content"], "And 4 plus 4?");
+    // The greedy first answer equals `whale generate` on the same prompt.
+    let (ok, g, err) = whale(&["generate", "--model", m, "--prompt", "What is 2 plus 3?", "--max-tokens", "10", "--temperature", "0", "--json"]);
+    assert!(ok, "{err}");
+    let g: Value = serde_json::from_str(&g).unwrap();
+    assert_eq!(t["messages"][2]["content"], g["content"]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn chat_errors_are_clear() {
+    let model = fixture("deepseek_v3_tiny");
+    let (ok, _, err) = whale_stdin(&["chat", "--model", model.to_str().unwrap()], "hi\n");
+    assert!(!ok && err.contains("has no tokenizer.json: pass --tokenizer PATH"), "{err}");
+    let big = fixture("tokenizer_r1_distill");
+    let (ok, _, err) = whale_stdin(&["chat", "--model", model.to_str().unwrap(), "--tokenizer", big.to_str().unwrap()], "hi\n");
+    assert!(!ok && err.contains("tokens but the model's vocab_size is 512"), "{err}");
+    let dir = chat_model();
+    let long = "What is 2 plus 3? ".repeat(40);
+    let (ok, _, err) = whale_stdin(&["chat", "--model", dir.to_str().unwrap()], &format!("{long}\n"));
+    assert!(!ok && err.contains("but the model's context (max_position_embeddings) is 256"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

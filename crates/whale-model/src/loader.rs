@@ -12,6 +12,15 @@ pub const CONFIG_FILE: &str = "config.json";
 /// Loads any supported HF model folder, computing in `dtype` on `device`.
 pub fn load_model(dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn CausalLm>> {
     let config_path = dir.join(CONFIG_FILE);
+    if dir.is_file() && dir.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        return Err(WhaleError::BadFile {
+            path: dir.to_path_buf(),
+            message: "running GGUF models is not supported yet (it comes with the quantized kernels); \
+                      use an HF folder (config.json + *.safetensors). `whale tokenize --tokenizer FILE.gguf` \
+                      already reads a GGUF file's tokenizer"
+                .into(),
+        });
+    }
     if !config_path.exists() {
         let why = if dir.is_file() {
             "is a file; --model expects an HF model folder (config.json + *.safetensors)".to_string()

@@ -1,3 +1,5 @@
 pub mod bench;
+pub mod chat;
 pub mod generate;
 pub mod logits;
+pub mod tokenize;
