@@ -115,7 +115,7 @@ impl GgufWriter {
         out.extend(0u64.to_le_bytes());
         out.extend(self.n.to_le_bytes());
         out.extend(self.kv);
-        while out.len() % 32 != 0 {
+        while !out.len().is_multiple_of(32) {
             out.push(0);
         }
         out
