@@ -17,6 +17,9 @@ pub struct ModelArgs {
     /// CPU threads (default: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// `cpu`, or `cuda` / `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl ModelArgs {
@@ -29,6 +32,23 @@ impl ModelArgs {
         })
     }
 
+    pub fn device(&self) -> Result<Device> {
+        match self.device.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            d if d == "cuda" || d.starts_with("cuda:") => {
+                let ordinal: usize = match d.strip_prefix("cuda:") {
+                    Some(n) => n.parse().with_context(|| format!("--device {d:?}: {n:?} is not a GPU number"))?,
+                    None => 0,
+                };
+                if !cfg!(feature = "cuda") {
+                    bail!("--device {d}: this whale was built without CUDA; rebuild with `cargo build --features cuda`");
+                }
+                Device::new_cuda(ordinal).with_context(|| format!("opening CUDA device {ordinal}"))
+            }
+            other => bail!("--device {other:?} is not supported; use cpu, cuda or cuda:N"),
+        }
+    }
+
     /// Applies the thread count and loads the model on the CPU.
     pub fn load(&self) -> Result<Box<dyn CausalLm>> {
         if let Some(n) = self.threads {
@@ -39,7 +59,7 @@ impl ModelArgs {
             std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         }
         let dtype = self.dtype()?;
-        load_model(&self.model, dtype, &Device::Cpu).with_context(|| format!("loading model {}", self.model.display()))
+        load_model(&self.model, dtype, &self.device()?).with_context(|| format!("loading model {}", self.model.display()))
     }
 }
 

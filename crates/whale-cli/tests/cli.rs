@@ -73,6 +73,12 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     assert!(!ok && err.contains("token id 99999 is out of range: vocab_size is 512"), "{err}");
     let (ok, _, err) = whale(&["logits", "--model", m, "--ids", "1", "--dtype", "f8"]);
     assert!(!ok && err.contains("--dtype \"f8\" is not supported"), "{err}");
+    let (ok, _, err) = whale(&["logits", "--model", m, "--ids", "1", "--device", "tpu"]);
+    assert!(!ok && err.contains("--device \"tpu\" is not supported"), "{err}");
+    if !cfg!(feature = "cuda") {
+        let (ok, _, err) = whale(&["logits", "--model", m, "--ids", "1", "--device", "cuda:0"]);
+        assert!(!ok && err.contains("built without CUDA"), "{err}");
+    }
     let (ok, _, err) = whale(&["bench", "--model", m, "-p", "512"]);
     assert!(!ok && err.contains("exceed the model's context of 256 tokens"), "{err}");
 }

@@ -55,7 +55,7 @@ fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
 /// Seconds for one forward over `n` prompt tokens into a fresh cache.
 fn time_prefill(model: &dyn CausalLm, ids: &[u32]) -> Result<f64> {
     let mut cache = model.new_cache();
-    let input = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &Device::Cpu)?;
+    let input = Tensor::from_vec(ids.to_vec(), (1, ids.len()), model.device())?;
     let start = Instant::now();
     model.forward_last(&input, &mut cache)?;
     Ok(start.elapsed().as_secs_f64())
@@ -67,7 +67,7 @@ fn time_decode(model: &dyn CausalLm, first: u32, n: usize) -> Result<f64> {
     let mut next = first;
     let start = Instant::now();
     for _ in 0..n {
-        let input = Tensor::from_vec(vec![next], (1, 1), &Device::Cpu)?;
+        let input = Tensor::from_vec(vec![next], (1, 1), model.device())?;
         let logits = model.forward_last(&input, &mut cache)?;
         next = whale_model::causal_lm::argmax_last(&logits)?[0];
     }

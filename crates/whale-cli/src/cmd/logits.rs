@@ -3,7 +3,7 @@
 
 use crate::model_args::{parse_ids, ModelArgs};
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,7 +17,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let ids = parse_ids(&args.ids, "--ids")?;
     let model = args.model.load()?;
-    let input = Tensor::from_vec(ids.clone(), (1, ids.len()), &Device::Cpu)?;
+    let input = Tensor::from_vec(ids.clone(), (1, ids.len()), model.device())?;
     let out = model.forward_hidden(&input, None)?;
     let logits = model.lm_head(&out.hidden)?.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
     println!("{}", serde_json::json!({ "logits": logits }));
