@@ -67,3 +67,20 @@ impl SamplingArgs {
         Ok(params)
     }
 }
+
+/// Text-generation flags `generate` and `chat` share besides sampling.
+#[derive(Args, Debug, Clone)]
+pub struct TextArgs {
+    /// Tokenizer (tokenizer.json, a folder, or a .gguf); default: the model folder's.
+    #[arg(long)]
+    pub tokenizer: Option<std::path::PathBuf>,
+    /// A system message (through the chat template).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Stop when this text appears (repeatable); it is not printed.
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Most reasoning tokens before `</think>` is forced (reasoning models).
+    #[arg(long)]
+    pub thinking_budget: Option<usize>,
+}

@@ -4,12 +4,12 @@
 //! turn, so conversations can be scripted and tested.
 
 use crate::model_args::ModelArgs;
-use crate::sampling_args::SamplingArgs;
+use crate::sampling_args::{SamplingArgs, TextArgs};
 use crate::session::{tokenizer_for, TextModel, TurnOptions};
 use crate::terminal::Printer;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use whale_text::chat_template::{ChatMessage, RenderOptions};
@@ -20,21 +20,11 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Tokenizer (tokenizer.json, a folder, or a .gguf); default: the model folder's.
-    #[arg(long)]
-    tokenizer: Option<PathBuf>,
-    /// System message for the conversation.
-    #[arg(long)]
-    system: Option<String>,
+    #[command(flatten)]
+    text: TextArgs,
     /// Most tokens per answer.
     #[arg(long, default_value_t = 2048)]
     max_tokens: usize,
-    /// Most reasoning tokens per answer before `</think>` is forced.
-    #[arg(long)]
-    thinking_budget: Option<usize>,
-    /// Stop an answer when this text appears (repeatable).
-    #[arg(long)]
-    stop: Vec<String>,
     /// Start with the reasoning collapsed (`/think on` shows it).
     #[arg(long)]
     hide_reasoning: bool,
@@ -52,7 +42,7 @@ struct Chat {
 
 pub fn run(args: Args) -> Result<()> {
     let params = args.sampling.params()?;
-    let tokenizer = tokenizer_for(&args.model.model, args.tokenizer.as_deref())?;
+    let tokenizer = tokenizer_for(&args.model.model, args.text.tokenizer.as_deref())?;
     if tokenizer.chat_template().is_none() {
         bail!("{} has no chat template: `whale chat` needs one (use `whale generate --raw` for plain text)", tokenizer.source().display());
     }
@@ -74,7 +64,7 @@ pub fn run(args: Args) -> Result<()> {
         .context("installing the Ctrl-C handler")?;
     }
     let mut chat = Chat { tm, printer: Printer::stdout(!args.hide_reasoning), messages: Vec::new(), args, cancel };
-    if let Some(s) = chat.args.system.clone() {
+    if let Some(s) = chat.args.text.system.clone() {
         chat.messages.push(ChatMessage::system(s));
     }
     if interactive {
@@ -158,8 +148,8 @@ impl Chat {
         let mode = self.tm.reasoning_mode(rendered.think_prefilled);
         let turn_opts = TurnOptions {
             max_tokens: Some(self.args.max_tokens),
-            stops: self.args.stop.clone(),
-            thinking_budget: self.args.thinking_budget,
+            stops: self.args.text.stop.clone(),
+            thinking_budget: self.args.text.thinking_budget,
         };
         self.cancel.store(false, Ordering::SeqCst);
         let printer = &mut self.printer;

@@ -2,11 +2,10 @@
 //! `--raw`) or token ids — streaming the output as it is produced.
 
 use crate::model_args::{parse_ids, ModelArgs};
-use crate::sampling_args::SamplingArgs;
+use crate::sampling_args::{SamplingArgs, TextArgs};
 use crate::session::{tokenizer_for, TextModel, TurnOptions};
 use crate::terminal::Printer;
 use anyhow::{bail, Result};
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use whale_engine::{GenerationOptions, Generator};
 use whale_text::chat_template::{ChatMessage, RenderOptions};
@@ -17,9 +16,8 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Tokenizer (tokenizer.json, a folder, or a .gguf); default: the model folder's.
-    #[arg(long)]
-    tokenizer: Option<PathBuf>,
+    #[command(flatten)]
+    text: TextArgs,
     /// The prompt text (a user message, rendered with the chat template unless --raw).
     #[arg(long, conflicts_with = "prompt_ids")]
     prompt: Option<String>,
@@ -29,18 +27,9 @@ pub struct Args {
     /// Feed --prompt as is, without the chat template.
     #[arg(long)]
     raw: bool,
-    /// A system message (chat template only).
-    #[arg(long)]
-    system: Option<String>,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 1024)]
     max_tokens: usize,
-    /// Stop when this text appears (repeatable); it is not printed.
-    #[arg(long)]
-    stop: Vec<String>,
-    /// Most reasoning tokens before `</think>` is forced (reasoning models).
-    #[arg(long)]
-    thinking_budget: Option<usize>,
     /// Print one JSON object at the end instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -50,14 +39,14 @@ pub fn run(args: Args) -> Result<()> {
     let params = args.sampling.params()?;
     match (&args.prompt, &args.prompt_ids) {
         (None, None) => bail!("give a prompt: --prompt TEXT or --prompt-ids 1,2,3"),
-        (None, Some(ids)) if args.tokenizer.is_none() && !args.model.model.join("tokenizer.json").exists() => {
+        (None, Some(ids)) if args.text.tokenizer.is_none() && !args.model.model.join("tokenizer.json").exists() => {
             // Token ids in, token ids out: no tokenizer needed.
             return ids_only(&args, &parse_ids(ids, "--prompt-ids")?, params);
         }
         _ => {}
     }
     let model = args.model.load()?;
-    let tokenizer = tokenizer_for(&args.model.model, args.tokenizer.as_deref())?;
+    let tokenizer = tokenizer_for(&args.model.model, args.text.tokenizer.as_deref())?;
     let tm = TextModel::new(model, tokenizer)?;
     let (prompt, mode) = match (&args.prompt, &args.prompt_ids) {
         (Some(text), _) if args.raw || tm.tokenizer.chat_template().is_none() => {
@@ -65,7 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         (Some(text), _) => {
             let mut messages = Vec::new();
-            if let Some(s) = &args.system {
+            if let Some(s) = &args.text.system {
                 messages.push(ChatMessage::system(s.clone()));
             }
             messages.push(ChatMessage::user(text.clone()));
@@ -76,7 +65,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, Some(ids)) => (parse_ids(ids, "--prompt-ids")?, tm.reasoning_mode(false)),
         (None, None) => unreachable!("checked above"),
     };
-    let opts = TurnOptions { max_tokens: Some(args.max_tokens), stops: args.stop.clone(), thinking_budget: args.thinking_budget };
+    let opts = TurnOptions { max_tokens: Some(args.max_tokens), stops: args.text.stop.clone(), thinking_budget: args.text.thinking_budget };
     let never = AtomicBool::new(false);
     let mut printer = Printer::stdout(true);
     let turn = tm.turn(&prompt, mode, params, &opts, &never, |d| {
@@ -123,7 +112,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Generation for a model folder without a tokenizer: ids in, ids out.
 fn ids_only(args: &Args, prompt: &[u32], params: whale_engine::SamplingParams) -> Result<()> {
-    if args.prompt.is_some() || !args.stop.is_empty() || args.thinking_budget.is_some() {
+    if !args.text.stop.is_empty() || args.text.thinking_budget.is_some() {
         bail!("--stop and --thinking-budget need a tokenizer (--tokenizer PATH)");
     }
     let model = args.model.load()?;
