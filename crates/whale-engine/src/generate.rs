@@ -7,7 +7,8 @@
 //! `forward_seqs` per step; this is the one-sequence loop `whale generate` and `whale chat`
 //! run today.
 
-use crate::{Sampled, Sampler, SamplingError, SamplingParams, ThinkingBudget, TokenHistory};
+use crate::chooser::TokenChooser;
+use crate::{SamplingError, SamplingParams, ThinkingBudget};
 use candle_core::{DType, Tensor};
 use std::collections::BTreeSet;
 use whale_core::WhaleError;
@@ -20,6 +21,8 @@ pub enum GenerateError {
     EmptyPrompt,
     #[error("the prompt is {prompt} tokens, but the model's context (max_position_embeddings) is {limit}: shorten it by at least {} tokens", prompt + 1 - limit)]
     PromptTooLong { prompt: usize, limit: usize },
+    #[error("prompt token id {token} is out of range: the model's vocabulary has {vocab} ids")]
+    TokenOutOfRange { token: u32, vocab: usize },
     #[error(transparent)]
     Sampling(#[from] SamplingError),
     #[error(transparent)]
@@ -78,11 +81,10 @@ pub struct GeneratedToken {
 pub struct Generator<'m> {
     model: &'m dyn CausalLm,
     cache: KvCache,
-    sampler: Sampler,
-    history: TokenHistory,
+    chooser: TokenChooser,
     /// Ids to feed at the next forward (the prompt first, then the last token).
     pending: Vec<u32>,
-    opts: GenerationOptions,
+    max_tokens: Option<usize>,
     produced: usize,
     finished: Option<FinishReason>,
 }
@@ -106,10 +108,9 @@ impl<'m> Generator<'m> {
         Ok(Self {
             model,
             cache: model.new_cache(),
-            sampler: Sampler::new(params)?,
-            history: TokenHistory::new(prompt),
+            chooser: TokenChooser::new(params, prompt, opts.thinking_budget, None, opts.stop_ids)?,
             pending: prompt.to_vec(),
-            opts,
+            max_tokens: opts.max_tokens,
             produced: 0,
             finished: None,
         })
@@ -126,11 +127,11 @@ impl<'m> Generator<'m> {
 
     /// The seed the sampler uses (drawn at random when none was given), to replay a run.
     pub fn seed(&self) -> u64 {
-        self.sampler.seed()
+        self.chooser.seed()
     }
 
     pub fn thinking_budget(&self) -> Option<&ThinkingBudget> {
-        self.opts.thinking_budget.as_ref()
+        self.chooser.budget()
     }
 
     /// The next token, or `None` once generation has finished.
@@ -138,7 +139,7 @@ impl<'m> Generator<'m> {
         if self.finished.is_some() {
             return Ok(None);
         }
-        if self.opts.max_tokens.is_some_and(|m| self.produced >= m) {
+        if self.max_tokens.is_some_and(|m| self.produced >= m) {
             self.finished = Some(FinishReason::Length);
             return Ok(None);
         }
@@ -149,31 +150,13 @@ impl<'m> Generator<'m> {
         }
         let device = self.model.device();
         let input = Tensor::new(self.pending.as_slice(), device)?.unsqueeze(0)?;
-        let logits = self.model.forward_last(&input, &mut self.cache)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        let forced = self.opts.thinking_budget.as_ref().and_then(|b| b.forced_token());
-        let out = match forced {
-            Some(token) => GeneratedToken { token, logprob: log_softmax_at(&logits, token), top_logprobs: vec![], forced: true },
-            None => {
-                let Sampled { token, logprob, top_logprobs } = self.sampler.sample(&logits, &self.history)?;
-                GeneratedToken { token, logprob, top_logprobs, forced: false }
-            }
-        };
-        if let Some(b) = self.opts.thinking_budget.as_mut() {
-            b.observe(out.token);
-        }
-        self.history.push(out.token);
+        let mut logits = self.model.forward_last(&input, &mut self.cache)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let out = self.chooser.choose(&mut logits)?;
         self.pending = vec![out.token];
         self.produced += 1;
-        if self.opts.stop_ids.contains(&out.token) {
+        if self.chooser.is_stop(out.token) {
             self.finished = Some(FinishReason::Stop);
         }
         Ok(Some(out))
     }
-}
-
-/// `log softmax(logits)[token]`, computed stably.
-fn log_softmax_at(logits: &[f32], token: u32) -> f32 {
-    let max = logits.iter().copied().filter(|x| x.is_finite()).fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().filter(|x| x.is_finite()).map(|&x| ((x - max) as f64).exp()).sum();
-    logits.get(token as usize).map_or(f32::NEG_INFINITY, |&x| x - max - sum.ln() as f32)
 }

@@ -5,7 +5,7 @@
 //! Buffers grow by doubling and are written in place, so appending one token costs one
 //! token's copy rather than a copy of the whole history.
 
-use crate::Result;
+use crate::{Result, WhaleError};
 use candle_core::{DType, Tensor};
 
 /// A tensor that grows along one dimension.
@@ -97,6 +97,51 @@ impl LayerCache {
         match self {
             LayerCache::Dense { kv_heads, k_dim, v_dim, .. } => kv_heads * (k_dim + v_dim),
             LayerCache::Latent { width, .. } => *width,
+        }
+    }
+
+    /// The stored tensors of positions `start..start + len` (`[k, v]` or `[latent]`), for
+    /// copying a span out of the cache (prefix caching).
+    pub fn export(&self, start: usize, len: usize) -> Result<Vec<Tensor>> {
+        let bufs: Vec<&SeqBuffer> = match self {
+            LayerCache::Dense { k, v, .. } => vec![k, v],
+            LayerCache::Latent { latent, .. } => vec![latent],
+        };
+        let mut out = Vec::with_capacity(bufs.len());
+        for b in bufs {
+            let t = b.current()?.ok_or_else(|| WhaleError::InvalidInput("export from an empty cache layer".into()))?;
+            out.push(t.narrow(b.dim, start, len)?.contiguous()?);
+        }
+        Ok(out)
+    }
+
+    /// Appends tensors produced by [`LayerCache::export`] of a compatible layer.
+    pub fn import(&mut self, parts: &[Tensor]) -> Result<()> {
+        match (self, parts) {
+            (LayerCache::Dense { k, v, .. }, [pk, pv]) => {
+                k.append(pk)?;
+                v.append(pv)?;
+            }
+            (LayerCache::Latent { latent, .. }, [pl]) => {
+                latent.append(pl)?;
+            }
+            (_, parts) => {
+                return Err(WhaleError::InvalidInput(format!(
+                    "cache layer import: got {} tensors, which does not match this layer's kind",
+                    parts.len()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// The shape one token span of `len` positions has, per stored tensor (batch 1).
+    pub fn span_shapes(&self, len: usize) -> Vec<Vec<usize>> {
+        match self {
+            LayerCache::Dense { kv_heads, k_dim, v_dim, .. } => {
+                vec![vec![1, *kv_heads, len, *k_dim], vec![1, *kv_heads, len, *v_dim]]
+            }
+            LayerCache::Latent { width, .. } => vec![vec![1, len, *width]],
         }
     }
 
