@@ -2,6 +2,7 @@
 //! models. Each subcommand lives in `cmd/`.
 
 mod cmd;
+mod engine_args;
 mod model_args;
 mod sampling_args;
 mod session;

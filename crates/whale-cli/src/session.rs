@@ -1,18 +1,18 @@
-//! A model with its tokenizer, and one generation turn in text: prompt ids → engine →
-//! `OutputAssembler` deltas (reasoning, content), with the thinking budget, stop strings,
-//! cancellation (Ctrl-C) and the usage counts a person or a script wants to see.
+//! A model (behind its engine) with its tokenizer, and one generation turn in text: prompt
+//! ids → engine → `OutputAssembler` deltas (reasoning, content), with the thinking budget,
+//! stop strings, cancellation (Ctrl-C) and the usage counts a person or a script wants to see.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use whale_engine::{FinishReason, GenerationOptions, Generator, SamplingParams, ThinkingBudget};
-use whale_model::CausalLm;
+use whale_engine::{Engine, EngineConfig, EngineHandle, Event, FinishReason, GenerationOptions, Request, SamplingParams, ThinkingBudget};
+use whale_model::{CausalLm, ModelInfo};
 use whale_text::output::{OutputAssembler, OutputDelta, ReasoningMode};
 use whale_text::tokenizer::Tokenizer;
 
 pub struct TextModel {
-    pub model: Box<dyn CausalLm>,
+    pub engine: EngineHandle,
     pub tokenizer: Tokenizer,
 }
 
@@ -35,8 +35,13 @@ pub fn tokenizer_for(model_dir: &Path, explicit: Option<&Path>) -> Result<Tokeni
 }
 
 impl TextModel {
-    /// Checks that every token id the tokenizer can produce exists in the model.
+    /// Checks that every token id the tokenizer can produce exists in the model, and starts
+    /// the engine that will own the model.
     pub fn new(model: Box<dyn CausalLm>, tokenizer: Tokenizer) -> Result<Self> {
+        Self::with_engine(model, tokenizer, EngineConfig::default())
+    }
+
+    pub fn with_engine(model: Box<dyn CausalLm>, tokenizer: Tokenizer, cfg: EngineConfig) -> Result<Self> {
         let (tv, mv) = (tokenizer.vocab_size(), model.info().vocab_size);
         if tv > mv {
             bail!(
@@ -44,7 +49,12 @@ impl TextModel {
                 tokenizer.source().display()
             );
         }
-        Ok(Self { model, tokenizer })
+        let engine = Engine::start(model, cfg).context("starting the engine")?;
+        Ok(Self { engine, tokenizer })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        self.engine.model_info()
     }
 
     /// How the output's `<think>` block is recognised for a prompt.
@@ -91,6 +101,8 @@ pub struct Turn {
     /// "stop", "length" or "cancelled".
     pub finish_reason: &'static str,
     pub prompt_tokens: usize,
+    /// Prompt tokens served from the prefix cache.
+    pub cached_tokens: usize,
     pub reasoning_tokens: usize,
     pub seconds: f64,
     pub seed: u64,
@@ -119,7 +131,7 @@ impl TextModel {
         mut on_delta: impl FnMut(&OutputDelta),
     ) -> Result<Turn> {
         let mut stop_ids: std::collections::BTreeSet<u32> = self.tokenizer.eos_ids().clone();
-        stop_ids.extend(self.model.info().eos_token_ids.iter().copied());
+        stop_ids.extend(self.info().eos_token_ids.iter().copied());
         let gen_opts = GenerationOptions {
             max_tokens: opts.max_tokens,
             stop_ids,
@@ -128,7 +140,7 @@ impl TextModel {
                 None => None,
             },
         };
-        let mut gen = Generator::new(self.model.as_ref(), prompt, params, gen_opts)?;
+        let mut stream = self.engine.submit(Request::new(prompt.to_vec(), params, gen_opts))?;
         let mut out = OutputAssembler::new(&self.tokenizer, &opts.stops, mode)?;
         let mut turn = Turn {
             reasoning: String::new(),
@@ -136,9 +148,10 @@ impl TextModel {
             tokens: Vec::new(),
             finish_reason: "length",
             prompt_tokens: prompt.len(),
+            cached_tokens: 0,
             reasoning_tokens: 0,
             seconds: 0.0,
-            seed: gen.seed(),
+            seed: 0,
         };
         let mut emit = |d: OutputDelta, turn: &mut Turn| {
             turn.reasoning.push_str(&d.reasoning);
@@ -149,7 +162,19 @@ impl TextModel {
         };
         let start = Instant::now();
         let mut cancelled = false;
-        while let Some(t) = gen.next_token().context("generation failed")? {
+        let mut finish = None;
+        // Dropping the stream (on a stop string or Ctrl-C) cancels the request in the engine.
+        while let Some(ev) = stream.blocking_recv() {
+            let t = match ev {
+                Event::Token(t) => t,
+                Event::Done(done) => {
+                    turn.seed = done.seed;
+                    turn.cached_tokens = done.usage.prompt_cache_hit_tokens;
+                    finish = Some(done.finish);
+                    break;
+                }
+                Event::Error(e) => bail!("generation failed: {e}"),
+            };
             let was_reasoning = out.in_reasoning();
             turn.tokens.push(TokenRecord { id: t.token, logprob: t.logprob, top_logprobs: t.top_logprobs });
             let d = out.push(t.token)?;
@@ -167,6 +192,7 @@ impl TextModel {
                 break;
             }
         }
+        drop(stream);
         let d = out.finish()?;
         emit(d, &mut turn);
         turn.seconds = start.elapsed().as_secs_f64();
@@ -175,7 +201,7 @@ impl TextModel {
         } else if out.stopped() {
             "stop"
         } else {
-            match gen.finish_reason() {
+            match finish {
                 Some(FinishReason::Stop) => "stop",
                 _ => "length",
             }

@@ -260,3 +260,31 @@ fn chat_errors_are_clear() {
     assert!(!ok && err.contains("but the model's context (max_position_embeddings) is 256"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The prefix cache behind `whale chat`: the second turn re-uses the first turn's blocks in
+/// RAM, and with `--cache-dir` a new process starts with the previous one's blocks.
+#[test]
+fn chat_turns_and_restarts_hit_the_prefix_cache() {
+    let dir = chat_model();
+    let m = dir.to_str().unwrap();
+    let cache = dir.join("kv-cache");
+    let system = "You are a careful assistant. Think about every question step by step, check each result twice, and answer in one short sentence.";
+    let input = format!("/system {system}\nWhat is 2 plus 3?\nAnd 4 plus 4?\n/exit\n");
+    let cached = |err: &str| -> Vec<usize> {
+        err.lines()
+            .filter_map(|l| l.split(" cached)").next()?.rsplit('(').next()?.parse().ok())
+            .collect()
+    };
+    let args = ["chat", "--model", m, "--max-tokens", "6", "--temperature", "0", "--cache-dir", cache.to_str().unwrap()];
+    let (ok, _, err) = whale_stdin(&args, &input);
+    assert!(ok, "{err}");
+    let first = cached(&err);
+    assert_eq!(first.len(), 2, "{err}");
+    assert_eq!(first[0], 0, "{err}");
+    assert!(first[1] >= 64, "the second turn starts with the first turn's prompt: {err}");
+    let (ok, _, err) = whale_stdin(&args, &input);
+    assert!(ok, "{err}");
+    let second = cached(&err);
+    assert!(second[0] >= 64, "a restarted chat finds the blocks on disk: {err}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -3,6 +3,7 @@
 //! stops the current answer, not the program. With stdin piped, every line is one user
 //! turn, so conversations can be scripted and tested.
 
+use crate::engine_args::EngineArgs;
 use crate::model_args::ModelArgs;
 use crate::sampling_args::{SamplingArgs, TextArgs};
 use crate::session::{tokenizer_for, TextModel, TurnOptions};
@@ -22,6 +23,8 @@ pub struct Args {
     sampling: SamplingArgs,
     #[command(flatten)]
     text: TextArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Most tokens per answer.
     #[arg(long, default_value_t = 2048)]
     max_tokens: usize,
@@ -46,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
     if tokenizer.chat_template().is_none() {
         bail!("{} has no chat template: `whale chat` needs one (use `whale generate --raw` for plain text)", tokenizer.source().display());
     }
-    let tm = TextModel::new(args.model.load()?, tokenizer)?;
+    let tm = TextModel::with_engine(args.model.load()?, tokenizer, args.engine.config(&args.model)?)?;
     let interactive = std::io::stdin().is_terminal();
     let cancel = Arc::new(AtomicBool::new(false));
     let generating = Arc::new(AtomicBool::new(false));
@@ -156,7 +159,9 @@ impl Chat {
         let turn = self.tm.turn(&prompt, mode, params.clone(), &turn_opts, &self.cancel, |d| printer.delta(d))?;
         self.printer.end();
         eprintln!(
-            "[{} tokens ({} reasoning), {:.1} tok/s{}]",
+            "[{} prompt tokens ({} cached), {} tokens ({} reasoning), {:.1} tok/s{}]",
+            turn.prompt_tokens,
+            turn.cached_tokens,
             turn.completion_tokens(),
             turn.reasoning_tokens,
             turn.tokens_per_second(),
