@@ -29,6 +29,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Turn text into token ids (or back with --decode) with a model's tokenizer.
     Tokenize(cmd::tokenize::Args),
+    /// Evaluate a model on a verifiable task: pass@1, pass@k, cons@k over k samples.
+    Eval(cmd::eval::Args),
 }
 
 fn main() {
@@ -39,6 +41,7 @@ fn main() {
         Command::Chat(a) => cmd::chat::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

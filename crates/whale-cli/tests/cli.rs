@@ -288,3 +288,40 @@ fn chat_turns_and_restarts_hit_the_prefix_cache() {
     assert!(second[0] >= 64, "a restarted chat finds the blocks on disk: {err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `whale eval` end to end on the tiny model: the report holds R1's metrics and settings,
+/// every sample is recorded, a finished run resumes without redoing work, and an existing run
+/// is not overwritten by accident.
+#[test]
+fn eval_writes_a_report_and_resumes() {
+    let dir = chat_model();
+    let m = dir.to_str().unwrap();
+    let out = dir.join("eval-run");
+    let o = out.to_str().unwrap();
+    let args = ["eval", "--model", m, "--task", "arithmetic:2", "--problems", "3", "--samples", "2", "--max-tokens", "6", "--out", o];
+    let (ok, stdout, err) = whale(&args);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("pass@1") && stdout.contains("cons@2"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["settings"]["samples"], 2);
+    assert_eq!(report["settings"]["temperature"].as_f64().unwrap() as f32, 0.6);
+    assert_eq!(report["problems"].as_array().unwrap().len(), 3);
+    let samples = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    assert_eq!(samples.lines().count(), 6);
+    let first: Value = serde_json::from_str(samples.lines().next().unwrap()).unwrap();
+    assert!(first["verdict"].is_string() && first["output"].is_string());
+
+    let (ok, _, err) = whale(&args);
+    assert!(!ok && err.contains("--resume"), "{err}");
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let (ok, _, err) = whale(&resume);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("samples.jsonl")).unwrap().lines().count(), 6, "nothing redone");
+    let again: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(again["pass_at_1"], report["pass_at_1"]);
+
+    let (ok, _, err) = whale(&["eval", "--model", m, "--task", "chess", "--out", o]);
+    assert!(!ok && err.contains("unknown task"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

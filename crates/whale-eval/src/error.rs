@@ -1,0 +1,17 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}")]
+    Task(String),
+    #[error("{file}: line {line}: {msg}")]
+    Data { file: PathBuf, line: usize, msg: String },
+    #[error("{0}: {1}")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Text(#[from] whale_text::TextError),
+    #[error(transparent)]
+    Submit(#[from] whale_engine::SubmitError),
+    #[error("generation failed: {0}")]
+    Generation(String),
+}
