@@ -5,11 +5,14 @@ pub mod block;
 pub mod causal_lm;
 pub mod deepseek;
 pub mod decoder;
+pub mod gguf;
+pub mod from_config;
 pub mod llama;
 pub mod loader;
 
 pub use causal_lm::{CausalLm, ModelInfo, SeqStep, TrainOutput};
 pub use decoder::DecoderOutput;
+pub use from_config::model_from_config;
 pub use deepseek::{DeepSeekModel, MlaMode};
 pub use llama::LlamaModel;
 pub use loader::{load_model, CONFIG_FILE};
