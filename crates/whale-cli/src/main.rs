@@ -31,6 +31,8 @@ enum Command {
     Tokenize(cmd::tokenize::Args),
     /// Evaluate a model on a verifiable task: pass@1, pass@k, cons@k over k samples.
     Eval(cmd::eval::Args),
+    /// Reinforcement learning with GRPO and rule-based rewards on a verifiable task.
+    Grpo(cmd::grpo::Args),
 }
 
 fn main() {
@@ -42,6 +44,7 @@ fn main() {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Grpo(a) => cmd::grpo::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
