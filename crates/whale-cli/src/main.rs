@@ -27,12 +27,20 @@ enum Command {
     Chat(cmd::chat::Args),
     /// Measure prefill and decode speed (tokens/s), like llama-bench.
     Bench(cmd::bench::Args),
+    /// Perplexity on a text file, like llama-perplexity (chunks of -c tokens, second halves scored).
+    Perplexity(cmd::perplexity::Args),
     /// Turn text into token ids (or back with --decode) with a model's tokenizer.
     Tokenize(cmd::tokenize::Args),
     /// Evaluate a model on a verifiable task: pass@1, pass@k, cons@k over k samples.
     Eval(cmd::eval::Args),
     /// Reinforcement learning with GRPO and rule-based rewards on a verifiable task.
     Grpo(cmd::grpo::Args),
+    /// Supervised fine-tuning on chat examples (or pretraining on text with --text).
+    Sft(cmd::sft::Args),
+    /// Sample a model on a task and keep the verified-correct answers as SFT data.
+    RejectionSample(cmd::distill::RejectionArgs),
+    /// Distill a teacher's verified reasoning traces into a student (rejection sampling + SFT).
+    Distill(cmd::distill::DistillArgs),
 }
 
 fn main() {
@@ -42,12 +50,26 @@ fn main() {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Perplexity(a) => cmd::perplexity::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Grpo(a) => cmd::grpo::run(a),
+        Command::Sft(a) => cmd::sft::run(a),
+        Command::RejectionSample(a) => cmd::distill::run_rejection(a),
+        Command::Distill(a) => cmd::distill::run_distill(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the whole command tree (unique flag names across flattened groups, ...).
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -50,6 +50,16 @@ impl Policy {
         Ok(Policy { varmap, config, config_json, source: dir.to_path_buf(), device: device.clone() })
     }
 
+    /// A freshly initialized model (N(0, `init_std`) matrices, unit norms) from an HF
+    /// `config.json`; `carry_from` is a folder whose tokenizer files saved checkpoints copy.
+    pub fn init(config_path: &Path, init_std: f64, carry_from: &Path, device: &Device) -> Result<Self> {
+        let config_json = std::fs::read_to_string(config_path).map_err(|e| WhaleError::Io { path: config_path.to_path_buf(), source: e })?;
+        let config = ModelConfig::from_json_str(&config_json, config_path)?;
+        let varmap = VarMap::new();
+        model_from_config(&config, &Weights::for_training(&varmap, init_std, DType::F32, device))?;
+        Ok(Policy { varmap, config, config_json, source: carry_from.to_path_buf(), device: device.clone() })
+    }
+
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
@@ -70,6 +80,21 @@ impl Policy {
             data.iter().filter(|(n, _)| !FROZEN_SUFFIXES.iter().any(|s| n.ends_with(s))).collect();
         named.sort_by_key(|(n, _)| *n);
         named.into_iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// The V3 gate biases (`e_score_correction_bias`) in layer order; empty for other models.
+    pub fn gate_biases(&self) -> Vec<Var> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut named: Vec<(usize, Var)> = data
+            .iter()
+            .filter(|(n, _)| n.ends_with("e_score_correction_bias"))
+            .filter_map(|(n, v)| {
+                let layer = n.strip_prefix("model.layers.")?.split('.').next()?.parse().ok()?;
+                Some((layer, v.clone()))
+            })
+            .collect();
+        named.sort_by_key(|(l, _)| *l);
+        named.into_iter().map(|(_, v)| v).collect()
     }
 
     pub fn parameter_count(&self) -> usize {

@@ -1,7 +1,10 @@
 pub mod bench;
 pub mod chat;
+pub mod distill;
 pub mod eval;
 pub mod generate;
 pub mod grpo;
 pub mod logits;
+pub mod sft;
+pub mod perplexity;
 pub mod tokenize;
