@@ -8,7 +8,7 @@ use whale_model::{load_model, CausalLm};
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// HF model folder (config.json + *.safetensors).
+    /// HF model folder (config.json + *.safetensors) or a .gguf file.
     #[arg(long)]
     pub model: PathBuf,
     /// Compute dtype: f32, f16 or bf16 (weights are converted on load).
@@ -57,6 +57,8 @@ impl ModelArgs {
             }
             // candle's CPU kernels size their thread pools from this variable on first use.
             std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+            // The quantized kernels (GGUF block types) have their own pool.
+            whale_quant::set_num_threads(n);
         }
         let dtype = self.dtype()?;
         load_model(&self.model, dtype, &self.device()?).with_context(|| format!("loading model {}", self.model.display()))

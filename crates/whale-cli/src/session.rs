@@ -20,6 +20,10 @@ pub struct TextModel {
 pub fn tokenizer_for(model_dir: &Path, explicit: Option<&Path>) -> Result<Tokenizer> {
     match explicit {
         Some(p) => crate::cmd::tokenize::open_tokenizer(p),
+        // A GGUF file carries its own tokenizer.
+        None if model_dir.is_file() && whale_model::gguf::is_gguf_path(model_dir) => {
+            crate::cmd::tokenize::open_tokenizer(model_dir)
+        }
         None => {
             let path = model_dir.join("tokenizer.json");
             if !path.exists() {

@@ -1,5 +1,6 @@
 //! Named model weights: HF safetensors checkpoints (single file or sharded with
-//! `model.safetensors.index.json`), or fresh trainable variables.
+//! `model.safetensors.index.json`), GGUF files (through a [`GgufTensors`] that translates HF
+//! names to the file's tensors), or fresh trainable variables.
 //!
 //! Model code asks for a tensor by its checkpoint name and expected shape; a checkpoint that
 //! lacks it, has it with another shape, or stores it in a dtype Whale cannot compute with is
@@ -10,6 +11,8 @@ use crate::{Result, WhaleError};
 use candle_core::safetensors::{Load, MmapedSafetensors};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarMap};
+use crate::gguf::GgmlType;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,8 +26,37 @@ struct Checkpoint {
     location: String,
 }
 
+/// A tensor as a GGUF file stores it (or as several stored tensors combine into it): its
+/// GGML type, its row-major shape and its bytes (rows contiguous, still quantized).
+#[derive(Debug, Clone)]
+pub struct RawTensor<'a> {
+    pub ty: GgmlType,
+    pub shape: Vec<usize>,
+    pub data: Cow<'a, [u8]>,
+}
+
+/// A GGUF checkpoint seen through HF tensor names. Model code asks for
+/// `model.layers.3.self_attn.q_proj.weight`; the implementation (per architecture, in
+/// whale-model) finds `blk.3.attn_q.weight`, slices one expert out of a stacked tensor, undoes
+/// a converter's row permutation, or rebuilds a tensor the converter split in two.
+pub trait GgufTensors: Send + Sync {
+    /// The tensor behind HF name `name`, `Ok(None)` when the file has no such tensor.
+    fn raw(&self, name: &str) -> Result<Option<RawTensor<'_>>>;
+    /// Whether the file holds HF tensor `name` (without reading its data).
+    fn contains(&self, name: &str) -> bool;
+    /// Dequantizes a tensor of a block type into `len` f32 values.
+    fn dequantize(&self, name: &str, raw: &RawTensor<'_>) -> Result<Vec<f32>>;
+    /// The file, for messages.
+    fn location(&self) -> String;
+    /// Values stored in the file.
+    fn parameter_count(&self) -> usize;
+    /// Bytes of the file on disk.
+    fn file_bytes(&self) -> u64;
+}
+
 enum Source {
     Checkpoint(Arc<Checkpoint>),
+    Gguf(Arc<dyn GgufTensors>),
     Init { varmap: VarMap, init_std: f64 },
 }
 
@@ -32,6 +64,7 @@ impl Clone for Source {
     fn clone(&self) -> Self {
         match self {
             Source::Checkpoint(c) => Source::Checkpoint(c.clone()),
+            Source::Gguf(g) => Source::Gguf(g.clone()),
             Source::Init { varmap, init_std } => Source::Init { varmap: varmap.clone(), init_std: *init_std },
         }
     }
@@ -76,6 +109,28 @@ impl Weights {
         Ok(Self { source: Source::Checkpoint(Arc::new(checkpoint)), prefix: String::new(), dtype, device: device.clone() })
     }
 
+    /// Weights read from a GGUF file through `tensors`, which maps HF names to the file's.
+    pub fn from_gguf(tensors: Arc<dyn GgufTensors>, dtype: DType, device: &Device) -> Self {
+        Self { source: Source::Gguf(tensors), prefix: String::new(), dtype, device: device.clone() }
+    }
+
+    /// The stored (possibly quantized) form of `name` when the source is a GGUF file,
+    /// shape-checked; `Ok(None)` for other sources (ask [`Weights::get`] instead).
+    pub fn get_raw(&self, shape: &[usize], name: &str) -> Result<Option<RawTensor<'_>>> {
+        let Source::Gguf(g) = &self.source else { return Ok(None) };
+        let full = self.full_name(name);
+        let raw = g.raw(&full)?.ok_or_else(|| WhaleError::MissingTensor { name: full.clone(), location: g.location() })?;
+        if raw.shape != shape {
+            return Err(WhaleError::ShapeMismatch { name: full, expected: shape.to_vec(), found: raw.shape });
+        }
+        Ok(Some(raw))
+    }
+
+    /// Whether the source is a GGUF file.
+    pub fn is_gguf(&self) -> bool {
+        matches!(self.source, Source::Gguf(_))
+    }
+
     /// Fresh variables for training: every `get` creates (or returns) a `Var` in `varmap`,
     /// initialized N(0, init_std) for matrices, ones for norms, zeros for biases.
     pub fn for_training(varmap: &VarMap, init_std: f64, dtype: DType, device: &Device) -> Self {
@@ -102,7 +157,7 @@ impl Weights {
 
     /// Whether the weights are read from a checkpoint (frozen) rather than created for training.
     pub fn is_checkpoint(&self) -> bool {
-        matches!(self.source, Source::Checkpoint(_))
+        matches!(self.source, Source::Checkpoint(_) | Source::Gguf(_))
     }
 
     /// Whether `name` exists: in a checkpoint, whether the file has it; in training mode,
@@ -110,6 +165,7 @@ impl Weights {
     pub fn contains(&self, name: &str) -> bool {
         match &self.source {
             Source::Checkpoint(c) => c.routing.contains_key(&self.full_name(name)),
+            Source::Gguf(g) => g.contains(&self.full_name(name)),
             Source::Init { .. } => true,
         }
     }
@@ -118,7 +174,7 @@ impl Weights {
     pub fn get(&self, shape: &[usize], name: &str) -> Result<Tensor> {
         let init = match &self.source {
             Source::Init { init_std, .. } => Init::Randn { mean: 0.0, stdev: *init_std },
-            Source::Checkpoint(_) => Init::Const(0.0),
+            Source::Checkpoint(_) | Source::Gguf(_) => Init::Const(0.0),
         };
         self.get_init(shape, name, init)
     }
@@ -143,6 +199,14 @@ impl Weights {
         let full = self.full_name(name);
         match &self.source {
             Source::Init { varmap, .. } => Ok(varmap.get(shape, &full, init, self.dtype, &self.device)?),
+            Source::Gguf(g) => {
+                let raw = self.get_raw(shape, name)?.ok_or_else(|| WhaleError::MissingTensor {
+                    name: full.clone(),
+                    location: g.location(),
+                })?;
+                let tensor = raw_to_tensor(g.as_ref(), &full, &raw, &self.device)?;
+                Ok(tensor.to_dtype(self.dtype)?)
+            }
             Source::Checkpoint(c) => {
                 let index = *c.routing.get(&full).ok_or_else(|| WhaleError::MissingTensor {
                     name: full.clone(),
@@ -181,6 +245,7 @@ impl Weights {
                 .iter()
                 .flat_map(|(_, st)| st.tensors().into_iter().map(|(_, v)| v.shape().iter().product::<usize>()))
                 .sum(),
+            Source::Gguf(g) => g.parameter_count(),
             Source::Init { varmap, .. } => varmap.all_vars().iter().map(|v| v.elem_count()).sum(),
         }
     }
@@ -189,12 +254,42 @@ impl Weights {
     pub fn file_bytes(&self) -> u64 {
         match &self.source {
             Source::Checkpoint(c) => c.files.iter().filter_map(|(p, _)| std::fs::metadata(p).ok()).map(|m| m.len()).sum(),
+            Source::Gguf(g) => g.file_bytes(),
             Source::Init { .. } => 0,
         }
     }
 
     fn full_name(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
+    }
+}
+
+/// A GGUF tensor as a candle tensor: float types are read as stored, block types are
+/// dequantized to f32 through `g`.
+pub fn raw_to_tensor(g: &dyn GgufTensors, name: &str, raw: &RawTensor<'_>, device: &Device) -> Result<Tensor> {
+    let shape = raw.shape.as_slice();
+    let n: usize = shape.iter().product();
+    let dtype = match raw.ty {
+        GgmlType::F32 => Some(DType::F32),
+        GgmlType::F16 => Some(DType::F16),
+        GgmlType::BF16 => Some(DType::BF16),
+        _ => None,
+    };
+    match dtype {
+        Some(dt) => {
+            if raw.data.len() != n * dt.size_in_bytes() {
+                return Err(WhaleError::InvalidInput(format!(
+                    "tensor `{name}`: {} bytes for {n} {:?} values",
+                    raw.data.len(),
+                    dt
+                )));
+            }
+            Ok(Tensor::from_raw_buffer(&raw.data, dt, shape, device)?)
+        }
+        None => {
+            let values = g.dequantize(name, raw)?;
+            Ok(Tensor::from_vec(values, shape, device)?)
+        }
     }
 }
 

@@ -28,7 +28,7 @@ fn test_splits_are_fixed_distinct_and_held_out() {
 
 #[test]
 fn every_generated_gold_answer_verifies_itself() {
-    for name in ["arithmetic:4", "linear:30", "word:50"] {
+    for name in ["arithmetic:4", "addsub:3", "linear:30", "word:50"] {
         let t = task_by_name(name, "question", "answer").unwrap();
         for p in t.problems(Split::Train, 200).unwrap() {
             let Check::Value { gold } = &p.check else { panic!() };

@@ -1,5 +1,5 @@
 //! Opening a model folder: read `config.json`, pick the family by `model_type`, load the
-//! safetensors.
+//! safetensors. A `.gguf` file loads through [`crate::gguf`].
 
 use crate::{CausalLm, DeepSeekModel, LlamaModel};
 use candle_core::{DType, Device};
@@ -12,14 +12,8 @@ pub const CONFIG_FILE: &str = "config.json";
 /// Loads any supported HF model folder, computing in `dtype` on `device`.
 pub fn load_model(dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn CausalLm>> {
     let config_path = dir.join(CONFIG_FILE);
-    if dir.is_file() && dir.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
-        return Err(WhaleError::BadFile {
-            path: dir.to_path_buf(),
-            message: "running GGUF models is not supported yet (it comes with the quantized kernels); \
-                      use an HF folder (config.json + *.safetensors). `whale tokenize --tokenizer FILE.gguf` \
-                      already reads a GGUF file's tokenizer"
-                .into(),
-        });
+    if dir.is_file() && crate::gguf::is_gguf_path(dir) {
+        return crate::gguf::load_gguf(dir, dtype, device);
     }
     if !config_path.exists() {
         let why = if dir.is_file() {

@@ -1,6 +1,7 @@
 //! Scaled dot-product attention with a causal mask, for multi-head and grouped-query
-//! attention. Scores and softmax are computed in f32 whatever the model dtype (as
-//! transformers' eager attention and the DeepSeek reference do).
+//! attention, over all earlier keys or a sliding window of them. Scores and softmax are
+//! computed in f32 whatever the model dtype (as transformers' eager attention and the
+//! DeepSeek reference do).
 
 use crate::Result;
 use candle_core::{DType, Device, Tensor};
@@ -16,6 +17,37 @@ pub fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Option<Te
         .flat_map(|i| (0..len).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Ok(Some(Tensor::from_vec(mask, (t, len), device)?))
+}
+
+/// The keys a sliding-window layer reads (Mistral, Gemma 2/3 local layers) and their mask.
+#[derive(Debug, Clone)]
+pub struct WindowMask {
+    /// Keys before this position are outside every query's window: the layer reads keys
+    /// `first_key..offset + t` only.
+    pub first_key: usize,
+    /// Additive mask `(t, offset + t - first_key)` over those keys; `None` when every query
+    /// sees all of them.
+    pub mask: Option<Tensor>,
+}
+
+/// Causal attention within a window of `window` positions for queries at positions
+/// `offset..offset + t`: query `p` sees keys `p - window < j <= p` (transformers'
+/// `sliding_window_overlay`: `kv_idx > q_idx - sliding_window`).
+pub fn sliding_window_mask(t: usize, offset: usize, window: usize, device: &Device) -> Result<WindowMask> {
+    let first_key = (offset + 1).saturating_sub(window);
+    let len = offset + t - first_key;
+    // The first query sees exactly `first_key..=offset`; later queries need the mask
+    // (their own causal edge, and keys dropping out of their window).
+    if t <= 1 {
+        return Ok(WindowMask { first_key, mask: None });
+    }
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            let q = offset + i;
+            (first_key..offset + t).map(move |j| if j > q || j + window <= q { f32::NEG_INFINITY } else { 0.0 })
+        })
+        .collect();
+    Ok(WindowMask { first_key, mask: Some(Tensor::from_vec(mask, (t, len), device)?) })
 }
 
 /// `softmax(scores * scale + mask)` over the last dim, in f32; returns f32.
@@ -46,4 +78,45 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, mask: Option<&Tens
     let p = masked_softmax(&scores, scale, mask.as_ref())?.to_dtype(v.dtype())?;
     let out = p.matmul(&v.contiguous()?)?;
     Ok(out.reshape((b, h, t, dv))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Visible (true) / masked (false) pattern of a window mask, by absolute key position.
+    fn visible(t: usize, offset: usize, window: usize) -> Vec<Vec<bool>> {
+        let m = sliding_window_mask(t, offset, window, &Device::Cpu).unwrap();
+        let rows = match m.mask {
+            Some(mask) => mask.to_vec2::<f32>().unwrap().into_iter().map(|r| r.iter().map(|v| *v == 0.0).collect()).collect(),
+            None => vec![vec![true; offset + t - m.first_key]; t],
+        };
+        rows.into_iter().map(|r: Vec<bool>| [vec![false; m.first_key], r].concat()).collect()
+    }
+
+    #[test]
+    fn window_mask_matches_definition() {
+        // Brute force against the definition: key j visible to query p iff p - window < j <= p.
+        for window in 1..6 {
+            for offset in 0..9 {
+                for t in 1..7 {
+                    let got = visible(t, offset, window);
+                    for (i, row) in got.iter().enumerate() {
+                        let q = offset + i;
+                        let want: Vec<bool> = (0..offset + t).map(|j| j <= q && j + window > q).collect();
+                        assert_eq!(row, &want, "window {window} offset {offset} t {t} query {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn window_mask_skips_keys_out_of_every_window() {
+        let m = sliding_window_mask(1, 100, 4, &Device::Cpu).unwrap();
+        assert_eq!(m.first_key, 97);
+        assert!(m.mask.is_none());
+        let m = sliding_window_mask(3, 10, 4, &Device::Cpu).unwrap();
+        assert_eq!((m.first_key, m.mask.unwrap().dims2().unwrap()), (7, (3, 6)));
+    }
 }

@@ -1,5 +1,6 @@
 //! Layers shared by every model family: linear, embedding, norms, RoPE (+ YaRN, Llama 3),
-//! attention, KV caches (dense and MLA latent), the SwiGLU MLP and MoE expert dispatch.
+//! attention (causal and sliding-window masks), KV caches (dense and MLA latent), the gated
+//! MLP (SwiGLU, GeGLU) and MoE expert dispatch.
 
 pub mod attention;
 pub mod embedding;
@@ -13,7 +14,7 @@ pub mod rope;
 pub use embedding::Embedding;
 pub use kv_cache::{KvCache, LayerCache};
 pub use linear::Linear;
-pub use mlp::Mlp;
+pub use mlp::{Activation, Mlp};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeLayout, RopeTable};
 

@@ -88,7 +88,11 @@ pub fn run(args: Args) -> Result<()> {
             info.max_position_embeddings
         );
     }
-    let weights = whale_core::Weights::from_dir(&args.model.model, args.model.dtype()?, &Device::Cpu)?;
+    let weights = if whale_model::gguf::is_gguf_path(&args.model.model) {
+        whale_model::gguf::open_gguf(&args.model.model, args.model.dtype()?, &Device::Cpu)?.1
+    } else {
+        whale_core::Weights::from_dir(&args.model.model, args.model.dtype()?, &Device::Cpu)?
+    };
     let threads = args.model.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let prompt = random_ids(args.n_prompt, info.vocab_size, 42);
 

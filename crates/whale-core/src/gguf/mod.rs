@@ -18,6 +18,7 @@ mod error;
 mod parse;
 mod tensor;
 mod value;
+pub mod write;
 
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ pub use access::FromGgufValue;
 pub use error::{GgufError, GgufErrorKind};
 pub use tensor::{GgmlType, TensorInfo, GGML_MAX_DIMS};
 pub use value::{GgufArray, GgufValue, GgufValueType};
+pub use write::{GgufWriter, TensorData};
 
 /// The bytes behind a [`GgufFile`]: a read-only memory map, or a buffer owned in memory.
 enum Storage {

@@ -21,7 +21,8 @@ pub const TEST_SIZE: usize = 500;
 
 /// The names `task_by_name` knows, with their difficulty knob.
 pub const BUILT_IN: &[(&str, &str)] = &[
-    ("arithmetic[:DIGITS]", "a op b with DIGITS-digit operands (default 2)"),
+    ("arithmetic[:DIGITS]", "a op b, op in + - *, DIGITS-digit operands (default 2)"),
+    ("addsub[:DIGITS]", "a + b or a - b with DIGITS-digit operands (default 2)"),
     ("countdown[:COUNT]", "reach a target with COUNT numbers (default 4)"),
     ("linear[:MAX]", "solve a*x + b = c, coefficients up to MAX (default 9)"),
     ("word[:MAX]", "one- or two-step word problems, quantities up to MAX (default 20)"),
@@ -48,7 +49,8 @@ pub fn task_by_name(spec: &str, question_field: &str, answer_field: &str) -> Res
     };
     Ok(match name {
         // From 2 digits: 1-digit problems are too few (300) for a 500-problem held-out split.
-        "arithmetic" => Box::new(Generated::new(Arithmetic { digits: num(2, 2, 9)? as u32 }, TEST_SIZE)),
+        "arithmetic" => Box::new(Generated::new(Arithmetic { digits: num(2, 2, 9)? as u32, multiply: true }, TEST_SIZE)),
+        "addsub" => Box::new(Generated::new(Arithmetic { digits: num(2, 2, 9)? as u32, multiply: false }, TEST_SIZE)),
         "countdown" => Box::new(Generated::new(Countdown { count: num(4, 3, 6)? as usize }, TEST_SIZE)),
         "linear" => Box::new(Generated::new(Linear { max_coefficient: num(9, 2, 1000)? }, TEST_SIZE)),
         "word" => Box::new(Generated::new(WordProblems { max_quantity: num(20, 4, 100000)? }, TEST_SIZE)),

@@ -1,0 +1,123 @@
+//! The matmul driver: quantizes the activations once, then splits the weight rows over the
+//! worker threads.
+//!
+//! Decode (m = 1) is bound by memory bandwidth: each thread streams a contiguous range of
+//! weight rows exactly once. Prefill (m > 1) is bound by arithmetic: rows are taken in tiles
+//! small enough to stay in L1/L2 while every activation row passes over them, so weights
+//! are read from memory once per matmul rather than once per token (as ggml's mul_mat does).
+
+use rayon::prelude::*;
+
+use crate::activation::{quantize_q8, quantize_q8k, BlockQ8, BlockQ8K};
+use crate::kernels::{row_dot, Backend, RowDot};
+use crate::threads;
+use whale_core::gguf::GgmlType;
+
+/// Activations in the form the kernel for a weight format consumes, `m` rows.
+enum Acts {
+    Q8(Vec<BlockQ8>),
+    Q8K(Vec<BlockQ8K>),
+    F32(Vec<f32>),
+}
+
+/// A pointer into the output that workers write disjoint elements through.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every (activation row, weight row) element is written by exactly one work item.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+fn quantize_acts(kind: RowDot, x: &[f32], m: usize, cols: usize) -> Acts {
+    let par = m > 1;
+    match kind {
+        RowDot::Q8(_) => {
+            let nb = cols / 32;
+            let mut v = vec![BlockQ8::default(); m * nb];
+            let job = |(xi, o): (&[f32], &mut [BlockQ8])| quantize_q8(xi, o);
+            if par {
+                x.par_chunks(cols).zip(v.par_chunks_mut(nb)).for_each(job);
+            } else {
+                x.chunks(cols).zip(v.chunks_mut(nb)).for_each(job);
+            }
+            Acts::Q8(v)
+        }
+        RowDot::Q8K(_) => {
+            let nb = cols / 256;
+            let mut v = vec![BlockQ8K::default(); m * nb];
+            let job = |(xi, o): (&[f32], &mut [BlockQ8K])| quantize_q8k(xi, o);
+            if par {
+                x.par_chunks(cols).zip(v.par_chunks_mut(nb)).for_each(job);
+            } else {
+                x.chunks(cols).zip(v.chunks_mut(nb)).for_each(job);
+            }
+            Acts::Q8K(v)
+        }
+        RowDot::F32(_) => Acts::F32(x.to_vec()),
+    }
+}
+
+/// `out[i][r] = Σ_k x[i][k] · w[r][k]` for a `rows × cols` weight in `ty` (`w` = whole rows,
+/// lengths checked by the caller) and `m × cols` activations. Returns `m × rows`.
+pub(crate) fn matmul(
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    m: usize,
+    backend: Backend,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; m * rows];
+    if m == 0 || rows == 0 {
+        return out;
+    }
+    let row_bytes = cols / ty.block_size() as usize * ty.type_size() as usize;
+    let kind = row_dot(ty, backend);
+    let pool = threads::pool();
+    let n_threads = pool.as_ref().map(|p| p.current_num_threads()).unwrap_or(1);
+
+    // Tile height: for decode, ~4 tiles per thread for balance; for prefill, the rows that
+    // fit in ~16 KiB so the tile stays cached while all activation rows pass over it.
+    let tile = if m == 1 {
+        rows.div_ceil(4 * n_threads).max(8)
+    } else {
+        (16 * 1024 / row_bytes.max(1)).clamp(4, 64)
+    };
+    let n_tiles = rows.div_ceil(tile);
+    let outp = OutPtr(out.as_mut_ptr());
+
+    let run = || {
+        let acts = quantize_acts(kind, x, m, cols);
+        let work = |t: usize| {
+            let outp = outp;
+            let r0 = t * tile;
+            let r1 = (r0 + tile).min(rows);
+            for i in 0..m {
+                for r in r0..r1 {
+                    let wr = &w[r * row_bytes..(r + 1) * row_bytes];
+                    // SAFETY: the kernels' CPU features were checked when `kind` was chosen.
+                    let v = unsafe {
+                        match (kind, &acts) {
+                            (RowDot::Q8(f), Acts::Q8(a)) => f(wr, &a[i * (cols / 32)..(i + 1) * (cols / 32)]),
+                            (RowDot::Q8K(f), Acts::Q8K(a)) => f(wr, &a[i * (cols / 256)..(i + 1) * (cols / 256)]),
+                            (RowDot::F32(f), Acts::F32(a)) => f(wr, &a[i * cols..(i + 1) * cols]),
+                            _ => unreachable!("activations are quantized for this kernel"),
+                        }
+                    };
+                    // SAFETY: i < m and r < rows; each (i, r) belongs to exactly one tile.
+                    unsafe { *outp.0.add(i * rows + r) = v };
+                }
+            }
+        };
+        if n_tiles > 1 {
+            (0..n_tiles).into_par_iter().for_each(work);
+        } else {
+            work(0);
+        }
+    };
+    match pool {
+        Some(p) => p.install(run),
+        None => run(),
+    }
+    out
+}
