@@ -29,6 +29,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Perplexity on a text file, like llama-perplexity (chunks of -c tokens, second halves scored).
     Perplexity(cmd::perplexity::Args),
+    /// Convert an HF folder to a GGUF file (f16, q8_0, q4_k_m, ...) that llama.cpp and Whale run.
+    Quantize(cmd::quantize::Args),
     /// Turn text into token ids (or back with --decode) with a model's tokenizer.
     Tokenize(cmd::tokenize::Args),
     /// Evaluate a model on a verifiable task: pass@1, pass@k, cons@k over k samples.
@@ -51,6 +53,7 @@ fn main() {
         Command::Chat(a) => cmd::chat::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Perplexity(a) => cmd::perplexity::run(a),
+        Command::Quantize(a) => cmd::quantize::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Grpo(a) => cmd::grpo::run(a),

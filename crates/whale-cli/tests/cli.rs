@@ -421,3 +421,51 @@ fn sft_rejection_sampling_and_distillation_run_end_to_end() {
     assert!(!ok && err.contains("no verified-correct answer"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The `logits` rows of a model as f64s.
+fn logits_of(model: &str, ids: &str) -> Vec<Vec<f64>> {
+    let (ok, out, err) = whale(&["logits", "--model", model, "--ids", ids]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["logits"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()).collect()
+}
+
+/// `whale quantize` to GGUF: the files run through Whale with the logits of the safetensors
+/// folder (f32 exactly; f16 and Q8_0 within their rounding error), and the embedded tokenizer
+/// encodes text and special tokens exactly as the folder's tokenizer.json.
+#[test]
+fn quantize_writes_gguf_that_reads_back() {
+    let dir = chat_model();
+    let m = dir.to_str().unwrap();
+    let qwen = fixture("qwen2_tiny");
+    let ids = "1,5,77,300,42,9,511,250";
+    // The lossy types are checked on the dense Qwen2 model: on the random tiny MoE model,
+    // rounding flips expert choices, which moves logits by more than the weights' error.
+    // Q8_0 (8 bits per weight and per activation, one scale per 32) moves these logits by
+    // about 2 % of their range, f16 by about 0.06 %.
+    for (model, ty, rel) in [(m, "f32", 1e-6), (qwen.to_str().unwrap(), "f16", 0.002), (qwen.to_str().unwrap(), "q8_0", 0.04)] {
+        let reference = logits_of(model, ids);
+        let scale = reference.iter().flatten().fold(0f64, |a, x| a.max(x.abs()));
+        let out = dir.join(format!("tiny.{ty}.gguf"));
+        let (ok, _, err) = whale(&["quantize", model, out.to_str().unwrap(), "--type", ty]);
+        assert!(ok && err.contains("wrote"), "{err}");
+        let got = logits_of(out.to_str().unwrap(), ids);
+        let max = got.iter().flatten().zip(reference.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
+        assert!(max <= rel * scale, "{ty}: max |Δ logits| = {max} > {rel} × {scale}");
+    }
+    let gguf = dir.join("tiny.f32.gguf");
+    let text = "<|User|>What is 2 + 3?<|Assistant|><think>\nadd them</think>5";
+    let enc = |tok: &str| {
+        let (ok, out, err) = whale(&["tokenize", "--tokenizer", tok, "--text", text, "--json"]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    assert_eq!(enc(gguf.to_str().unwrap()), enc(dir.join("tokenizer.json").to_str().unwrap()));
+
+    let (ok, _, err) = whale(&["quantize", m, dir.join("x.gguf").to_str().unwrap(), "--type", "q3_xs"]);
+    assert!(!ok && err.contains("q3_xs") && err.contains("q4_k_m"), "{err}");
+    let (ok, _, err) = whale(&["quantize", dir.join("nope").to_str().unwrap(), dir.join("x.gguf").to_str().unwrap()]);
+    assert!(!ok && err.contains("not a model folder"), "{err}");
+    assert!(!dir.join("x.gguf").exists());
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -7,6 +7,7 @@
 
 pub mod chat_template;
 pub mod error;
+pub mod gguf_export;
 mod gguf_spm;
 mod gguf_vocab;
 mod hf_config;
@@ -22,5 +23,6 @@ pub use chat_template::{
     ChatMessage, ChatTemplate, RenderOptions, RenderedChat, ToolCall, ToolCallFunction,
 };
 pub use error::TextError;
+pub use gguf_export::gguf_metadata;
 pub use stream::StreamDecoder;
 pub use tokenizer::{SpecialTokens, Tokenizer};

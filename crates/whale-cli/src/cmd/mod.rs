@@ -7,4 +7,5 @@ pub mod grpo;
 pub mod logits;
 pub mod sft;
 pub mod perplexity;
+pub mod quantize;
 pub mod tokenize;
