@@ -17,6 +17,8 @@ pub struct Segment {
     /// First row of this segment in the concatenated `(T, hidden)` activations.
     pub start: usize,
     pub len: usize,
+    /// Position of the segment's first token (the tokens already cached before it).
+    pub offset: usize,
     /// cos/sin for the segment's positions (`cached..cached + len`).
     pub rope: RopeTable,
     /// Additive causal mask `(len, cached + len)`; `None` for a single token.
@@ -58,6 +60,12 @@ impl<A: Attention, F: FeedForward> Block<A, F> {
             post_attention_layernorm: RmsNorm::load(w, "post_attention_layernorm", hidden, eps)?,
             ffn,
         })
+    }
+
+    /// A block with its own two pre-norms (Gemma 3 names the one before the feed-forward
+    /// `pre_feedforward_layernorm` and puts post-norms inside its attention and MLP).
+    pub fn with_norms(attn_norm: RmsNorm, attn: A, ffn_norm: RmsNorm, ffn: F) -> Self {
+        Self { input_layernorm: attn_norm, attn, post_attention_layernorm: ffn_norm, ffn }
     }
 
     /// `x: (T, hidden)` → the residual stream after this block.

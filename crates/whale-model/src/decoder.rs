@@ -34,6 +34,8 @@ pub struct Decoder<A, F> {
     pub lm_head: Linear,
     pub rope: Rope,
     pub info: ModelInfo,
+    /// Multiplies the token embeddings (Gemma: `sqrt(hidden)`); `None` for 1.
+    pub embed_scale: Option<f64>,
     dtype: DType,
     device: Device,
 }
@@ -56,6 +58,7 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
             lm_head,
             rope,
             info,
+            embed_scale: None,
             dtype: w.dtype(),
             device: w.device().clone(),
         })
@@ -126,6 +129,7 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
         Ok(Segment {
             start,
             len,
+            offset,
             rope: self.rope.table(offset, len, self.dtype, &self.device)?,
             mask: causal_mask(len, offset, &self.device)?,
         })
@@ -137,7 +141,7 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
         let first = self.segment(0, t, offset)?;
         let mut segs = Vec::with_capacity(b);
         for i in 1..b {
-            segs.push(Segment { start: i * t, len: t, rope: first.rope.clone(), mask: first.mask.clone() });
+            segs.push(Segment { start: i * t, len: t, offset, rope: first.rope.clone(), mask: first.mask.clone() });
         }
         segs.insert(0, first);
         Ok(segs)
@@ -146,7 +150,10 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
     /// The core: `ids: (T,)` of all segments → `(T, hidden)` outputs.
     fn run(&self, ids: &Tensor, segs: &[Segment], caches: &mut [Option<&mut KvCache>]) -> Result<DecoderOutput> {
         let n = ids.dim(0)?;
-        let embeddings = self.embed.forward(&ids.reshape((1, n))?)?.squeeze(0)?;
+        let mut embeddings = self.embed.forward(&ids.reshape((1, n))?)?.squeeze(0)?;
+        if let Some(s) = self.embed_scale {
+            embeddings = (embeddings * s)?;
+        }
         let mut x = embeddings.clone();
         let mut layer_outputs = Vec::with_capacity(self.layers.len());
         let mut routing = Vec::new();

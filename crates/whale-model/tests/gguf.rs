@@ -129,7 +129,7 @@ fn llama_arch_gguf_unpermutes_q_and_k() {
 fn deepseek_split_kv_b_f16_matches_transformers() {
     let g = golden("deepseek_v3_tiny");
     let (cfg, w) = open_gguf(&gguf("deepseek_v3_tiny.split.f16.gguf"), DType::F32, &Device::Cpu).unwrap();
-    let ModelConfig::DeepSeek(cfg) = cfg else { panic!("not deepseek") };
+    let whale_model::gguf::GgufConfig::Hf(ModelConfig::DeepSeek(cfg)) = cfg else { panic!("not deepseek") };
     let mut model = DeepSeekModel::new(&cfg, &w).unwrap();
     for mode in [MlaMode::Naive, MlaMode::Absorbed] {
         model.set_mla_mode(mode);

@@ -4,10 +4,12 @@
 //! and validates them; every problem names the field, what was expected and what was found.
 
 mod deepseek;
+mod gemma3;
 mod llama;
 mod rope_scaling;
 
 pub use deepseek::{DeepSeekConfig, DeepSeekVersion, ScoringFunc, TopkMethod};
+pub use gemma3::Gemma3Config;
 pub use llama::{LlamaConfig, LlamaFlavor};
 pub use rope_scaling::RopeScaling;
 

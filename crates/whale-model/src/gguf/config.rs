@@ -12,7 +12,7 @@
 //!   `key_length`/`value_length`.
 
 use whale_core::config::{
-    DeepSeekConfig, DeepSeekVersion, LlamaConfig, LlamaFlavor, ModelConfig, RopeScaling, ScoringFunc, TopkMethod,
+    DeepSeekConfig, DeepSeekVersion, Gemma3Config, LlamaConfig, LlamaFlavor, ModelConfig, RopeScaling, ScoringFunc, TopkMethod,
 };
 use whale_core::gguf::{FromGgufValue, GgufFile};
 use whale_core::{Result, WhaleError};
@@ -104,6 +104,10 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
         "llama" => Ok(ModelConfig::Llama(llama(&m, LlamaFlavor::Llama)?)),
         "qwen2" => Ok(ModelConfig::Llama(llama(&m, LlamaFlavor::Qwen2)?)),
         "deepseek2" => Ok(ModelConfig::DeepSeek(deepseek2(&m)?)),
+        "gemma3" => Err(WhaleError::BadFile {
+            path: file.path().to_path_buf(),
+            message: "gemma3 has no HF-style ModelConfig yet; load it with whale_model::gguf::load_gguf".into(),
+        }),
         other => Err(WhaleError::BadFile {
             path: file.path().to_path_buf(),
             message: format!(
@@ -112,6 +116,50 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
             ),
         }),
     }
+}
+
+/// The config of a `gemma3` GGUF file. llama.cpp hard-codes what the file leaves out
+/// (`llama_model::load_hparams`, LLM_ARCH_GEMMA3): every 6th layer is global, sliding
+/// layers use RoPE base 10000, and scores are scaled by `key_length^-1/2` (by
+/// `(hidden / heads)^-1/2` for the 62-layer 27B model).
+pub fn gemma3_config_from_gguf(file: &GgufFile) -> Result<Gemma3Config> {
+    let m = Meta::new(file)?;
+    let hidden = m.usize("embedding_length")?;
+    let heads = m.usize("attention.head_count")?;
+    if heads == 0 {
+        return Err(WhaleError::invalid_config(m.key("attention.head_count"), "must be > 0"));
+    }
+    let layers = m.usize("block_count")?;
+    let head_dim = m.opt::<usize>("attention.key_length")?.unwrap_or(hidden / heads);
+    let max_pos = m.usize("context_length")?;
+    let mut eos: Vec<u32> = m.token_id("tokenizer.ggml.eos_token_id")?.into_iter().collect();
+    // The chat turn ends with `<end_of_turn>`; llama.cpp finds it by its text.
+    let tokens: Option<&[String]> = file.get_opt("tokenizer.ggml.tokens")?;
+    if let Some(i) = tokens.and_then(|t| t.iter().position(|t| t == "<end_of_turn>")) {
+        eos.extend(u32::try_from(i).ok().filter(|i| !eos.contains(i)));
+    }
+    let cfg = Gemma3Config {
+        vocab_size: m.vocab()?,
+        hidden_size: hidden,
+        intermediate_size: m.usize("feed_forward_length")?,
+        num_hidden_layers: layers,
+        num_attention_heads: heads,
+        num_key_value_heads: m.opt::<usize>("attention.head_count_kv")?.unwrap_or(heads),
+        head_dim,
+        rms_norm_eps: m.req::<f32>("attention.layer_norm_rms_epsilon")? as f64,
+        rope_theta: m.f64_or("rope.freq_base", 1_000_000.0)?,
+        rope_local_base_freq: 10_000.0,
+        rope_scaling: m.rope_scaling(max_pos)?,
+        sliding_window: m.usize("attention.sliding_window")?,
+        sliding_window_pattern: 6,
+        query_pre_attn_scalar: if layers == 62 { (hidden / heads) as f64 } else { head_dim as f64 },
+        max_position_embeddings: max_pos,
+        final_logit_softcapping: m.opt::<f32>("final_logit_softcapping")?.map(f64::from),
+        bos_token_id: m.token_id("tokenizer.ggml.bos_token_id")?,
+        eos_token_ids: eos,
+    };
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 fn llama(m: &Meta, flavor: LlamaFlavor) -> Result<LlamaConfig> {

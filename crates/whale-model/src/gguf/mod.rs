@@ -15,13 +15,13 @@ pub mod names;
 pub mod permute;
 mod tensors;
 
-pub use config::config_from_gguf;
+pub use config::{config_from_gguf, gemma3_config_from_gguf};
 pub use convert::{Conversion, PlannedTensor};
 pub use mixture::FileType;
 pub use names::{table, ArchTable, GgufName, HfName};
 pub use tensors::GgufCheckpoint;
 
-use crate::{CausalLm, DeepSeekModel, LlamaModel};
+use crate::{CausalLm, DeepSeekModel, Gemma3Model, LlamaModel};
 use candle_core::{DType, Device};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,8 +34,15 @@ pub fn is_gguf_path(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
+/// The config of a GGUF model: an HF-style [`ModelConfig`], or Gemma 3's own.
+#[derive(Debug, Clone)]
+pub enum GgufConfig {
+    Hf(ModelConfig),
+    Gemma3(whale_core::config::Gemma3Config),
+}
+
 /// Opens a GGUF file: its config and its weights under HF names.
-pub fn open_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(ModelConfig, Weights)> {
+pub fn open_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(GgufConfig, Weights)> {
     let file = GgufFile::open(path)?;
     let arch = file.get_str("general.architecture")?.to_string();
     let table = names::table(&arch).ok_or_else(|| WhaleError::BadFile {
@@ -45,6 +52,11 @@ pub fn open_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(ModelCon
             names::TABLES.iter().map(|t| t.arch).collect::<Vec<_>>().join(", ")
         ),
     })?;
+    if arch == "gemma3" {
+        let cfg = gemma3_config_from_gguf(&file)?;
+        let ckpt = GgufCheckpoint::new(file, table, None, None).with_norms_plus_one();
+        return Ok((GgufConfig::Gemma3(cfg), Weights::from_gguf(Arc::new(ckpt), dtype, device)));
+    }
     let cfg = config_from_gguf(&file)?;
     let (permuted_qk, mla) = match &cfg {
         ModelConfig::Llama(c) if c.flavor == LlamaFlavor::Llama => {
@@ -54,14 +66,15 @@ pub fn open_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(ModelCon
         ModelConfig::DeepSeek(c) => (None, Some((c.num_attention_heads, c.qk_nope_head_dim, c.v_head_dim))),
     };
     let ckpt = GgufCheckpoint::new(file, table, permuted_qk, mla);
-    Ok((cfg, Weights::from_gguf(Arc::new(ckpt), dtype, device)))
+    Ok((GgufConfig::Hf(cfg), Weights::from_gguf(Arc::new(ckpt), dtype, device)))
 }
 
 /// Loads a GGUF model, computing in `dtype` on `device`.
 pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<Box<dyn CausalLm>> {
     let (cfg, weights) = open_gguf(path, dtype, device)?;
     Ok(match cfg {
-        ModelConfig::DeepSeek(c) => Box::new(DeepSeekModel::new(&c, &weights)?),
-        ModelConfig::Llama(c) => Box::new(LlamaModel::new(&c, &weights)?),
+        GgufConfig::Hf(ModelConfig::DeepSeek(c)) => Box::new(DeepSeekModel::new(&c, &weights)?),
+        GgufConfig::Hf(ModelConfig::Llama(c)) => Box::new(LlamaModel::new(&c, &weights)?),
+        GgufConfig::Gemma3(c) => Box::new(Gemma3Model::new(&c, &weights)?),
     })
 }

@@ -8,7 +8,7 @@
 //! tensor per expert (`model.layers.{i}.mlp.experts.{e}.gate_proj.weight`).
 //!
 //! A new architecture is one more [`ArchTable`] in [`TABLES`] (its layer table may reuse
-//! [`LLAMA_LAYER`] and add its own rows).
+//! [`LLAMA_PROJ`] and add its own rows).
 
 /// The HF ↔ GGUF names of one architecture.
 #[derive(Debug)]
@@ -28,10 +28,12 @@ pub struct ArchTable {
 pub const GLOBAL: &[(&str, &str)] =
     &[("model.embed_tokens", "token_embd"), ("model.norm", "output_norm"), ("lm_head", "output")];
 
-/// The Llama block (also Qwen2's, and the dense part of DeepSeek's).
-pub const LLAMA_LAYER: &[(&str, &str)] = &[
-    ("input_layernorm", "attn_norm"),
-    ("post_attention_layernorm", "ffn_norm"),
+/// The Llama block's two pre-norms (also Qwen2's, and DeepSeek's).
+pub const LLAMA_NORMS: &[(&str, &str)] = &[("input_layernorm", "attn_norm"), ("post_attention_layernorm", "ffn_norm")];
+
+/// Attention and MLP projections of the Llama block (also Qwen2's, Gemma 3's, and the dense
+/// part of DeepSeek's).
+pub const LLAMA_PROJ: &[(&str, &str)] = &[
     ("self_attn.q_proj", "attn_q"),
     ("self_attn.k_proj", "attn_k"),
     ("self_attn.v_proj", "attn_v"),
@@ -39,6 +41,17 @@ pub const LLAMA_LAYER: &[(&str, &str)] = &[
     ("mlp.gate_proj", "ffn_gate"),
     ("mlp.up_proj", "ffn_up"),
     ("mlp.down_proj", "ffn_down"),
+];
+
+/// Gemma 3's four norms per block and its q/k norms. Its `post_attention_layernorm` is a
+/// post-norm of the attention output, so it is not Llama's `ffn_norm`.
+pub const GEMMA3_NORMS: &[(&str, &str)] = &[
+    ("input_layernorm", "attn_norm"),
+    ("post_attention_layernorm", "post_attention_norm"),
+    ("pre_feedforward_layernorm", "ffn_norm"),
+    ("post_feedforward_layernorm", "post_ffw_norm"),
+    ("self_attn.q_norm", "attn_q_norm"),
+    ("self_attn.k_norm", "attn_k_norm"),
 ];
 
 /// DeepSeek's MLA projections, router and shared experts.
@@ -59,11 +72,12 @@ const SWIGLU_EXPERTS: &[(&str, &str)] =
     &[("gate_proj", "ffn_gate_exps"), ("up_proj", "ffn_up_exps"), ("down_proj", "ffn_down_exps")];
 
 pub const TABLES: &[ArchTable] = &[
-    ArchTable { arch: "llama", layer: &[LLAMA_LAYER], layer_exact: &[], experts: SWIGLU_EXPERTS },
-    ArchTable { arch: "qwen2", layer: &[LLAMA_LAYER], layer_exact: &[], experts: &[] },
+    ArchTable { arch: "llama", layer: &[LLAMA_NORMS, LLAMA_PROJ], layer_exact: &[], experts: SWIGLU_EXPERTS },
+    ArchTable { arch: "qwen2", layer: &[LLAMA_NORMS, LLAMA_PROJ], layer_exact: &[], experts: &[] },
+    ArchTable { arch: "gemma3", layer: &[GEMMA3_NORMS, LLAMA_PROJ], layer_exact: &[], experts: &[] },
     ArchTable {
         arch: "deepseek2",
-        layer: &[LLAMA_LAYER, DEEPSEEK2_LAYER],
+        layer: &[LLAMA_NORMS, LLAMA_PROJ, DEEPSEEK2_LAYER],
         layer_exact: &[("mlp.gate.e_score_correction_bias", "exp_probs_b.bias")],
         experts: SWIGLU_EXPERTS,
     },

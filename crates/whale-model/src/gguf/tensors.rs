@@ -8,7 +8,9 @@
 //!   (`W_UV` per head: `(h, v, kv_lora)`); `kv_b_proj` `(h·(nope+v), kv_lora)` is rebuilt
 //!   from them in f32 (it is small: `h·(nope+v)·kv_lora` values per layer), so the MLA code
 //!   derives its absorbed `W_UK`/`W_UVᵀ` exactly as for an HF checkpoint;
-//! - a file without `output.weight` (tied embeddings) gets its head from `token_embd.weight`.
+//! - a file without `output.weight` (tied embeddings) gets its head from `token_embd.weight`;
+//! - Gemma's converter stores norm weights as `1 + w` (llama.cpp's RMSNorm multiplies by the
+//!   weight alone); `w` is given back, as the HF checkpoint holds it.
 
 use super::names::ArchTable;
 use super::permute::unpermute_rows;
@@ -32,6 +34,8 @@ pub struct GgufCheckpoint {
     /// `(n_head, n_head_kv)` for `llama` files (rows permuted by the converter).
     permuted_qk: Option<(usize, usize)>,
     split_kv_b: Option<SplitKvB>,
+    /// Norm weights are stored as `1 + w` (gemma3).
+    norms_plus_one: bool,
 }
 
 impl GgufCheckpoint {
@@ -43,7 +47,19 @@ impl GgufCheckpoint {
         mla: Option<(usize, usize, usize)>,
     ) -> Self {
         let split_kv_b = mla.map(|(heads, nope, v)| SplitKvB { heads, nope, v });
-        Self { file, table, permuted_qk, split_kv_b }
+        Self { file, table, permuted_qk, split_kv_b, norms_plus_one: false }
+    }
+
+    /// For files whose norm weights are stored as `1 + w` (Gemma).
+    pub fn with_norms_plus_one(mut self) -> Self {
+        self.norms_plus_one = true;
+        self
+    }
+
+    /// `w` from a stored `1 + w` norm weight, in f32.
+    fn minus_one(&self, name: &str, raw: &RawTensor<'_>) -> Result<RawTensor<'static>> {
+        let data: Vec<u8> = self.to_f32(name, raw)?.iter().flat_map(|x| (x - 1.0).to_le_bytes()).collect();
+        Ok(RawTensor { ty: GgmlType::F32, shape: raw.shape.clone(), data: Cow::Owned(data) })
     }
 
     pub fn file(&self) -> &GgufFile {
@@ -152,6 +168,9 @@ impl GgufTensors for GgufCheckpoint {
             Some(e) => self.expert(t, e)?,
             None => self.stored(t)?,
         };
+        if self.norms_plus_one && name.ends_with("norm.weight") {
+            return Ok(Some(self.minus_one(name, &raw)?));
+        }
         if let Some((n_head, n_kv)) = self.permuted_qk {
             if name.contains("self_attn.q_proj.") {
                 return Ok(Some(self.unpermute(name, raw, n_head)?));
