@@ -25,6 +25,8 @@ enum Command {
     Generate(cmd::generate::Args),
     /// Talk with a model in the terminal (or script it through stdin).
     Chat(cmd::chat::Args),
+    /// Serve a model over the DeepSeek/OpenAI-compatible HTTP API (loopback by default).
+    Serve(cmd::serve::Args),
     /// Measure prefill and decode speed (tokens/s), like llama-bench.
     Bench(cmd::bench::Args),
     /// Perplexity on a text file, like llama-perplexity (chunks of -c tokens, second halves scored).
@@ -51,6 +53,7 @@ fn main() {
         Command::Logits(a) => cmd::logits::run(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Chat(a) => cmd::chat::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Perplexity(a) => cmd::perplexity::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),

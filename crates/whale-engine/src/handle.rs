@@ -130,24 +130,40 @@ impl EngineHandle {
         }
         let (events, rx) = tmpsc::unbounded_channel();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        if self.inner.tx.send(Job { id, req, events }).is_err() {
+        let cache_hit = Arc::new(AtomicU64::new(CACHE_HIT_UNKNOWN));
+        if self.inner.tx.send(Job { id, req, events, cache_hit: cache_hit.clone() }).is_err() {
             self.inner.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(SubmitError::Stopped);
         }
         EngineStats::add(&self.inner.stats.requests_submitted, 1);
-        Ok(RequestStream { id, rx })
+        Ok(RequestStream { id, rx, cache_hit })
     }
 }
+
+/// `RequestStream::cache_hit` before the request has been admitted.
+pub(crate) const CACHE_HIT_UNKNOWN: u64 = u64::MAX;
 
 /// The events of one request. Dropping it cancels the request.
 pub struct RequestStream {
     id: u64,
     rx: tmpsc::UnboundedReceiver<Event>,
+    /// Set by the engine thread when the request is admitted, so a caller that cancels early
+    /// (a stop string) still knows the prompt's cache hits without a `Done` event.
+    cache_hit: Arc<AtomicU64>,
 }
 
 impl RequestStream {
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Prompt tokens served from the prefix cache, once the request has started (`None`
+    /// while it still waits for a batch slot). The same number as `Done`'s usage.
+    pub fn prompt_cache_hit_tokens(&self) -> Option<usize> {
+        match self.cache_hit.load(Ordering::Acquire) {
+            CACHE_HIT_UNKNOWN => None,
+            n => Some(n as usize),
+        }
     }
 
     /// The next event (async); `None` after the final one.

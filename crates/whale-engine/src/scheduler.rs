@@ -28,6 +28,8 @@ pub(crate) struct Job {
     pub id: u64,
     pub req: Request,
     pub events: UnboundedSender<Event>,
+    /// Where the request's prompt cache hits are published when it starts.
+    pub cache_hit: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub(crate) struct Scheduler {
@@ -88,7 +90,10 @@ impl Scheduler {
                 continue;
             }
             match self.start(job.id, job.req, job.events.clone()) {
-                Ok(seq) => self.running.push(seq),
+                Ok(seq) => {
+                    job.cache_hit.store(seq.cache_hit as u64, Ordering::Release);
+                    self.running.push(seq)
+                }
                 Err(e) => {
                     EngineStats::add(&self.stats.requests_failed, 1);
                     let _ = job.events.send(Event::Error(e.to_string()));

@@ -4,13 +4,14 @@
 //!     cargo run --release -p whale-quant --example qbench -- [--threads N] [--types q4_k,q8_0] [--iters N]
 //!
 //! Prints, per format / shape (rows x cols = out x in features) / m: time per call, weight
-//! bytes streamed per second (GB/s) and GFLOP/s (2·m·rows·cols per call), for both.
+//! bytes streamed per second (GB/s) and GFLOP/s (2·m·rows·cols per call), for both, and which
+//! one `QMatrix::matmul` runs (`Backend::auto`, set from these measurements).
 
 use std::time::Instant;
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
 use candle_core::{Device, Module, Tensor};
-use whale_quant::{kernel_name, set_num_threads, GgmlType, QMatrix};
+use whale_quant::{kernel_name, set_num_threads, Backend, GgmlType, QMatrix};
 
 fn candle_dtype(ty: GgmlType) -> Option<GgmlDType> {
     use GgmlType as T;
@@ -72,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("threads {threads}, median of {iters}");
     println!(
         "{:<6} {:>11} {:>4} | {:>9} {:>7} {:>8} | {:>9} {:>7} {:>8} | {:>6} {}",
-        "type", "rows x cols", "m", "whale ms", "GB/s", "GFLOP/s", "candle ms", "GB/s", "GFLOP/s", "speedup", "kernel"
+        "type", "rows x cols", "m", "whale ms", "GB/s", "GFLOP/s", "candle ms", "GB/s", "GFLOP/s", "speedup", "auto picks"
     );
     let mut seed = 1u64;
     for &ty in &types {
@@ -93,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for &m in &ms {
                 let x = Tensor::randn(0f32, 1.0, (m, cols), &Device::Cpu)?;
                 let tw = time(iters, || {
-                    w.matmul(&x).unwrap();
+                    w.matmul_with(&x, Backend::best()).unwrap();
                 });
                 let tc = cq.as_ref().map(|q| {
                     time(iters, || {
@@ -122,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     cgb,
                     cfl,
                     sp,
-                    kernel_name(ty)
+                    kernel_name(ty, m)
                 );
             }
         }

@@ -30,7 +30,7 @@ unsafe impl Sync for OutPtr {}
 fn quantize_acts(kind: RowDot, x: &[f32], m: usize, cols: usize) -> Acts {
     let par = m > 1;
     match kind {
-        RowDot::Q8(_) => {
+        RowDot::Q8(..) => {
             let nb = cols / 32;
             let mut v = vec![BlockQ8::default(); m * nb];
             let job = |(xi, o): (&[f32], &mut [BlockQ8])| quantize_q8(xi, o);
@@ -41,7 +41,7 @@ fn quantize_acts(kind: RowDot, x: &[f32], m: usize, cols: usize) -> Acts {
             }
             Acts::Q8(v)
         }
-        RowDot::Q8K(_) => {
+        RowDot::Q8K(..) => {
             let nb = cols / 256;
             let mut v = vec![BlockQ8K::default(); m * nb];
             let job = |(xi, o): (&[f32], &mut [BlockQ8K])| quantize_q8k(xi, o);
@@ -92,20 +92,49 @@ pub(crate) fn matmul(
             let outp = outp;
             let r0 = t * tile;
             let r1 = (r0 + tile).min(rows);
-            for i in 0..m {
-                for r in r0..r1 {
-                    let wr = &w[r * row_bytes..(r + 1) * row_bytes];
-                    // SAFETY: the kernels' CPU features were checked when `kind` was chosen.
-                    let v = unsafe {
-                        match (kind, &acts) {
-                            (RowDot::Q8(f), Acts::Q8(a)) => f(wr, &a[i * (cols / 32)..(i + 1) * (cols / 32)]),
-                            (RowDot::Q8K(f), Acts::Q8K(a)) => f(wr, &a[i * (cols / 256)..(i + 1) * (cols / 256)]),
-                            (RowDot::F32(f), Acts::F32(a)) => f(wr, &a[i * cols..(i + 1) * cols]),
-                            _ => unreachable!("activations are quantized for this kernel"),
+            for r in r0..r1 {
+                let wr = &w[r * row_bytes..(r + 1) * row_bytes];
+                // SAFETY: i < m and r < rows; each (i, r) belongs to exactly one tile.
+                let put = |i: usize, v: f32| unsafe { *outp.0.add(i * rows + r) = v };
+                // SAFETY (kernel calls): the kernels' CPU features were checked when `kind`
+                // was chosen, and every activation slice has this matrix's block count.
+                match (kind, &acts) {
+                    (RowDot::Q8(one, four), Acts::Q8(a)) => {
+                        let nb = cols / 32;
+                        let row = |i: usize| &a[i * nb..(i + 1) * nb];
+                        let mut i = 0;
+                        if let Some(four) = four {
+                            while i + 4 <= m {
+                                let v = unsafe { four(wr, [row(i), row(i + 1), row(i + 2), row(i + 3)]) };
+                                v.iter().enumerate().for_each(|(j, &v)| put(i + j, v));
+                                i += 4;
+                            }
                         }
-                    };
-                    // SAFETY: i < m and r < rows; each (i, r) belongs to exactly one tile.
-                    unsafe { *outp.0.add(i * rows + r) = v };
+                        for i in i..m {
+                            put(i, unsafe { one(wr, row(i)) });
+                        }
+                    }
+                    (RowDot::Q8K(one, four), Acts::Q8K(a)) => {
+                        let nb = cols / 256;
+                        let row = |i: usize| &a[i * nb..(i + 1) * nb];
+                        let mut i = 0;
+                        if let Some(four) = four {
+                            while i + 4 <= m {
+                                let v = unsafe { four(wr, [row(i), row(i + 1), row(i + 2), row(i + 3)]) };
+                                v.iter().enumerate().for_each(|(j, &v)| put(i + j, v));
+                                i += 4;
+                            }
+                        }
+                        for i in i..m {
+                            put(i, unsafe { one(wr, row(i)) });
+                        }
+                    }
+                    (RowDot::F32(f), Acts::F32(a)) => {
+                        for i in 0..m {
+                            put(i, unsafe { f(wr, &a[i * cols..(i + 1) * cols]) });
+                        }
+                    }
+                    _ => unreachable!("activations are quantized for this kernel"),
                 }
             }
         };

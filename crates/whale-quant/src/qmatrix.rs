@@ -1,12 +1,15 @@
 //! [`QMatrix`]: a weight matrix stored in one GGML block format, rows as in GGUF.
 //!
 //! `rows` = output features, `cols` = input features (GGUF `ne0`, contiguous). The bytes are
-//! kept exactly as stored in the file, so loading a GGUF tensor is a copy, and `matmul`
-//! multiplies activations `(m, cols)` into `(m, rows)` with the kernels in `crate::kernels`.
+//! kept exactly as stored in the file (in a candle `QTensor`, so either implementation can
+//! run on the one copy), and `matmul` multiplies activations `(m, cols)` into `(m, rows)`
+//! with whichever of Whale's kernels (`crate::kernels`) and candle's is faster for the
+//! format and the number of rows ([`Backend::auto`], from `examples/qbench.rs`).
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
 
 use crate::formats::{dequantize_unchecked, quantize_row, row_bytes};
 use crate::kernels::Backend;
@@ -18,7 +21,7 @@ pub struct QMatrix {
     ty: GgmlType,
     rows: usize,
     cols: usize,
-    bytes: Arc<Vec<u8>>,
+    storage: Arc<QTensor>,
 }
 
 impl std::fmt::Debug for QMatrix {
@@ -27,7 +30,7 @@ impl std::fmt::Debug for QMatrix {
             .field("ty", &self.ty)
             .field("rows", &self.rows)
             .field("cols", &self.cols)
-            .field("bytes", &self.bytes.len())
+            .field("bytes", &self.as_bytes().len())
             .finish()
     }
 }
@@ -50,7 +53,7 @@ impl QMatrix {
                 found: bytes.len(),
             });
         }
-        Ok(QMatrix { ty, rows, cols, bytes: Arc::new(bytes.to_vec()) })
+        Self::stored(ty, rows, cols, bytes)
     }
 
     /// Quantizes row-major f32 weights (`rows × cols`) with ggml's reference quantizer.
@@ -69,7 +72,13 @@ impl QMatrix {
                 quantize_row(ty, x, o)?;
             }
         }
-        Ok(QMatrix { ty, rows, cols, bytes: Arc::new(bytes) })
+        Self::stored(ty, rows, cols, &bytes)
+    }
+
+    /// Copies checked bytes into the candle storage.
+    fn stored(ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, QuantError> {
+        let storage = qtensor_from_ggml(candle_dtype(ty), bytes, vec![rows, cols], &Device::Cpu)?;
+        Ok(QMatrix { ty, rows, cols, storage: Arc::new(storage) })
     }
 
     pub fn ty(&self) -> GgmlType {
@@ -82,15 +91,20 @@ impl QMatrix {
         self.cols
     }
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        // CPU storage lends its bytes (`Cow::Borrowed`); QMatrix only ever builds CPU storage.
+        match self.storage.data() {
+            Ok(std::borrow::Cow::Borrowed(b)) => b,
+            _ => &[],
+        }
     }
 
     /// All weights as f32, row-major `rows × cols` (bit-exact with ggml's dequantization).
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0.0f32; self.rows * self.cols];
         if self.cols > 0 {
-            let rb = self.bytes.len() / self.rows.max(1);
-            for (b, o) in self.bytes.chunks_exact(rb.max(1)).zip(out.chunks_exact_mut(self.cols)) {
+            let bytes = self.as_bytes();
+            let rb = bytes.len() / self.rows.max(1);
+            for (b, o) in bytes.chunks_exact(rb.max(1)).zip(out.chunks_exact_mut(self.cols)) {
                 dequantize_unchecked(self.ty, b, o);
             }
         }
@@ -99,7 +113,8 @@ impl QMatrix {
 
     /// `x · Wᵀ`: `x` is `(m, cols)` f32 on the CPU (any layout); returns `(m, rows)` f32.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor, QuantError> {
-        self.matmul_with(x, Backend::best())
+        let m = x.dims2().map_err(|_| self.shape_err(x))?.0;
+        self.matmul_with(x, Backend::auto(self.ty, m))
     }
 
     /// [`QMatrix::matmul`] on a chosen backend (for tests and benchmarks).
@@ -115,6 +130,12 @@ impl QMatrix {
                 found: format!("{:?}", x.device()),
             });
         }
+        if backend == Backend::Candle {
+            // Always the quantized kernels: `QMatMul::from_arc` would turn float formats into
+            // a dense matmul over a dequantized copy.
+            let qmm = QMatMul::QTensor(self.storage.clone());
+            return Ok(qmm.forward(&x.to_dtype(DType::F32)?.contiguous()?)?);
+        }
         let xs = x.to_dtype(DType::F32)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let out = self.matmul_slice(&xs, m, backend)?;
         Ok(Tensor::from_vec(out, (m, self.rows), &Device::Cpu)?)
@@ -129,8 +150,15 @@ impl QMatrix {
                 found: format!("{} values", x.len()),
             });
         }
-        let backend = if backend.is_available() { backend } else { Backend::Portable };
-        Ok(crate::matmul::matmul(self.ty, &self.bytes, self.rows, self.cols, x, m, backend))
+        let backend = match backend {
+            Backend::Candle => {
+                let t = Tensor::from_slice(x, (m, self.cols), &Device::Cpu)?;
+                return Ok(self.matmul_with(&t, Backend::Candle)?.flatten_all()?.to_vec1()?);
+            }
+            b if b.is_available() => b,
+            _ => Backend::Portable,
+        };
+        Ok(crate::matmul::matmul(self.ty, self.as_bytes(), self.rows, self.cols, x, m, backend))
     }
 
     fn shape_err(&self, x: &Tensor) -> QuantError {
@@ -139,5 +167,26 @@ impl QMatrix {
             expected: format!("(m, {})", self.cols),
             found: format!("{:?}", x.dims()),
         }
+    }
+}
+
+/// candle's name for a GGML type (every type a QMatrix can hold has one).
+fn candle_dtype(ty: GgmlType) -> GgmlDType {
+    use GgmlType as T;
+    match ty {
+        T::F32 => GgmlDType::F32,
+        T::F16 => GgmlDType::F16,
+        T::BF16 => GgmlDType::BF16,
+        T::Q4_0 => GgmlDType::Q4_0,
+        T::Q4_1 => GgmlDType::Q4_1,
+        T::Q5_0 => GgmlDType::Q5_0,
+        T::Q5_1 => GgmlDType::Q5_1,
+        T::Q8_0 => GgmlDType::Q8_0,
+        T::Q2_K => GgmlDType::Q2K,
+        T::Q3_K => GgmlDType::Q3K,
+        T::Q4_K => GgmlDType::Q4K,
+        T::Q5_K => GgmlDType::Q5K,
+        T::Q6_K => GgmlDType::Q6K,
+        other => unreachable!("row_bytes accepts only the supported formats, not {other}"),
     }
 }

@@ -5,6 +5,7 @@ pub mod eval;
 pub mod generate;
 pub mod grpo;
 pub mod logits;
+pub mod serve;
 pub mod sft;
 pub mod perplexity;
 pub mod quantize;

@@ -33,16 +33,6 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// Σ x·y over 32 signed bytes, as 8 i32 partial sums converted to float.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_i8_pairs(x: __m256i, y: __m256i) -> __m256 {
-    let ax = _mm256_sign_epi8(x, x);
-    let sy = _mm256_sign_epi8(y, x);
-    let dot = _mm256_maddubs_epi16(ax, sy);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, _mm256_set1_epi16(1)))
-}
-
 /// 16 nibble bytes → 32 bytes: low nibbles first (elements 0..16), then high nibbles.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -67,43 +57,49 @@ unsafe fn bits_32(x: u32) -> __m256i {
     _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit)
 }
 
+/// The 32-element formats: `unpack(block) -> (weight scale, 32 signed levels)`, then one
+/// `vpsignb`/`vpmaddubsw` product per activation row. Generic over the number of activation
+/// rows `N` so prefill unpacks each weight block once for `N` rows (and keeps `N`
+/// independent accumulator chains busy), while decode runs the same code with `N = 1`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q8_0(w: &[u8], a: &[BlockQ8]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (blk, ab) in w.chunks_exact(34).zip(a) {
-        let d = _mm256_set1_ps(f16_at(blk.as_ptr()) * ab.d);
-        let qx = _mm256_loadu_si256(blk.as_ptr().add(2) as *const __m256i);
-        let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
-        acc = _mm256_fmadd_ps(d, dot_i8_pairs(qx, qy), acc);
+unsafe fn dot_32<const N: usize, const TS: usize>(
+    w: &[u8],
+    a: [&[BlockQ8]; N],
+    unpack: impl Fn(*const u8) -> (f32, __m256i),
+) -> [f32; N] {
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (b, blk) in w.chunks_exact(TS).enumerate() {
+        let (dw, qx) = unpack(blk.as_ptr());
+        let ax = _mm256_sign_epi8(qx, qx);
+        for i in 0..N {
+            let ab = a[i].get_unchecked(b);
+            let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)), _mm256_set1_epi16(1));
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), _mm256_cvtepi32_ps(dot), acc[i]);
+        }
     }
-    hsum(acc)
+    acc.map(|v| hsum(v))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q4_0(w: &[u8], a: &[BlockQ8]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (blk, ab) in w.chunks_exact(18).zip(a) {
-        let d = _mm256_set1_ps(f16_at(blk.as_ptr()) * ab.d);
-        let qx = _mm256_sub_epi8(nibbles_32(blk.as_ptr().add(2)), _mm256_set1_epi8(8));
-        let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
-        acc = _mm256_fmadd_ps(d, dot_i8_pairs(qx, qy), acc);
-    }
-    hsum(acc)
+pub(crate) unsafe fn dot_q8_0_n<const N: usize>(w: &[u8], a: [&[BlockQ8]; N]) -> [f32; N] {
+    dot_32::<N, 34>(w, a, |p| unsafe { (f16_at(p), _mm256_loadu_si256(p.add(2) as *const __m256i)) })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q5_0(w: &[u8], a: &[BlockQ8]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (blk, ab) in w.chunks_exact(22).zip(a) {
-        let d = _mm256_set1_ps(f16_at(blk.as_ptr()) * ab.d);
-        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+pub(crate) unsafe fn dot_q4_0_n<const N: usize>(w: &[u8], a: [&[BlockQ8]; N]) -> [f32; N] {
+    dot_32::<N, 18>(w, a, |p| unsafe { (f16_at(p), _mm256_sub_epi8(nibbles_32(p.add(2)), _mm256_set1_epi8(8))) })
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q5_0_n<const N: usize>(w: &[u8], a: [&[BlockQ8]; N]) -> [f32; N] {
+    dot_32::<N, 22>(w, a, |p| unsafe {
+        let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
         let hi = _mm256_and_si256(bits_32(qh), _mm256_set1_epi8(0x10));
-        let qx = _mm256_or_si256(nibbles_32(blk.as_ptr().add(6)), hi);
-        let qx = _mm256_sub_epi8(qx, _mm256_set1_epi8(16));
-        let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
-        acc = _mm256_fmadd_ps(d, dot_i8_pairs(qx, qy), acc);
-    }
-    hsum(acc)
+        let qx = _mm256_or_si256(nibbles_32(p.add(6)), hi);
+        (f16_at(p), _mm256_sub_epi8(qx, _mm256_set1_epi8(16)))
+    })
 }
 
 /// Σ over the 8 sub-blocks of mins × (pair of 16-element activation sums).
@@ -112,79 +108,83 @@ fn kmins(mn: &[u8; 8], bsums: &[i16; 16]) -> i32 {
     (0..8).map(|j| mn[j] as i32 * (bsums[2 * j] as i32 + bsums[2 * j + 1] as i32)).sum()
 }
 
+/// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; `levels(p, c)` gives the
+/// unsigned levels of sub-blocks `2c` and `2c + 1` (`TS` bytes per super-block).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_m = 0.0f32;
-    for (blk, ab) in w.chunks_exact(144).zip(a) {
+unsafe fn dot_k_mins<const N: usize, const TS: usize>(
+    w: &[u8],
+    a: [&[BlockQ8K]; N],
+    levels: impl Fn(*const u8, usize) -> (__m256i, __m256i),
+) -> [f32; N] {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut acc_m = [0.0f32; N];
+    for (b, blk) in w.chunks_exact(TS).enumerate() {
         let p = blk.as_ptr();
-        let d = ab.d * f16_at(p);
-        let dmin = ab.d * f16_at(p.add(2));
+        let (d, dmin) = (f16_at(p), f16_at(p.add(2)));
         let (sc, mn) = q4k::scales_mins(&blk[4..16]);
-        acc_m += dmin * kmins(&mn, &ab.bsums) as f32;
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); N];
         for c in 0..4 {
-            let q4 = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
-            let q4l = _mm256_and_si256(q4, m4);
-            let q4h = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            let q8l = _mm256_loadu_si256(ab.qs.as_ptr().add(64 * c) as *const __m256i);
-            let q8h = _mm256_loadu_si256(ab.qs.as_ptr().add(64 * c + 32) as *const __m256i);
-            let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(q4l, q8l), _mm256_set1_epi16(sc[2 * c] as i16));
-            let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(q4h, q8h), _mm256_set1_epi16(sc[2 * c + 1] as i16));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+            let (ql, qh) = levels(p, c);
+            let (sl, sh) = (_mm256_set1_epi16(sc[2 * c] as i16), _mm256_set1_epi16(sc[2 * c + 1] as i16));
+            for i in 0..N {
+                let q8 = a[i].get_unchecked(b).qs.as_ptr().add(64 * c);
+                let q8l = _mm256_loadu_si256(q8 as *const __m256i);
+                let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
+                let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, q8l), sl);
+                let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(qh, q8h), sh);
+                sumi[i] = _mm256_add_epi32(sumi[i], _mm256_add_epi32(pl, ph));
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for i in 0..N {
+            let ab = a[i].get_unchecked(b);
+            acc_m[i] += ab.d * dmin * kmins(&mn, &ab.bsums) as f32;
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi[i]), acc[i]);
+        }
     }
-    hsum(acc) - acc_m
+    let mut out = [0.0f32; N];
+    for i in 0..N {
+        out[i] = hsum(acc[i]) - acc_m[i];
+    }
+    out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let one = _mm256_set1_epi8(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_m = 0.0f32;
-    for (blk, ab) in w.chunks_exact(176).zip(a) {
-        let p = blk.as_ptr();
-        let d = ab.d * f16_at(p);
-        let dmin = ab.d * f16_at(p.add(2));
-        let (sc, mn) = q4k::scales_mins(&blk[4..16]);
-        acc_m += dmin * kmins(&mn, &ab.bsums) as f32;
+pub(crate) unsafe fn dot_q4_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
+    dot_k_mins::<N, 144>(w, a, |p, c| unsafe {
+        let m4 = _mm256_set1_epi8(0x0f);
+        let q4 = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
+        (_mm256_and_si256(q4, m4), _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4))
+    })
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q5_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
+    dot_k_mins::<N, 176>(w, a, |p, c| unsafe {
+        let (m4, one) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(1));
         let qh = _mm256_loadu_si256(p.add(16) as *const __m256i);
-        let mut sumi = _mm256_setzero_si256();
-        for c in 0..4 {
-            let q5 = _mm256_loadu_si256(p.add(48 + 32 * c) as *const __m256i);
-            // Bit k of each byte → 0x10 (16-bit shifts keep bits within their byte for k < 8).
-            let hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32)), one), 4);
-            let hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32 + 1)), one), 4);
-            let ql = _mm256_or_si256(_mm256_and_si256(q5, m4), hl);
-            let qhh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q5, 4), m4), hh);
-            let q8l = _mm256_loadu_si256(ab.qs.as_ptr().add(64 * c) as *const __m256i);
-            let q8h = _mm256_loadu_si256(ab.qs.as_ptr().add(64 * c + 32) as *const __m256i);
-            let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, q8l), _mm256_set1_epi16(sc[2 * c] as i16));
-            let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(qhh, q8h), _mm256_set1_epi16(sc[2 * c + 1] as i16));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum(acc) - acc_m
+        let q5 = _mm256_loadu_si256(p.add(48 + 32 * c) as *const __m256i);
+        // Bit k of each byte → 0x10 (16-bit shifts keep bits within their byte for k < 8).
+        let hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32)), one), 4);
+        let hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32 + 1)), one), 4);
+        (
+            _mm256_or_si256(_mm256_and_si256(q5, m4), hl),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q5, 4), m4), hh),
+        )
+    })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+pub(crate) unsafe fn dot_q6_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
     let m4 = _mm256_set1_epi8(0x0f);
     let m2 = _mm256_set1_epi8(3);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_off = 0.0f32;
-    for (blk, ab) in w.chunks_exact(210).zip(a) {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut acc_off = [0.0f32; N];
+    for (b, blk) in w.chunks_exact(210).enumerate() {
         let p = blk.as_ptr();
-        let d = ab.d * f16_at(p.add(208));
+        let d = f16_at(p.add(208));
         let sc = &blk[192..208];
-        // The −32 offset of every level, through the 16-element activation sums.
-        let off: i32 = (0..16).map(|i| sc[i] as i8 as i32 * ab.bsums[i] as i32).sum();
-        acc_off += d * (32 * off) as f32;
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); N];
         for h in 0..2 {
             let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
             let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
@@ -206,19 +206,41 @@ pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             ];
             for (quarter, qv) in q.iter().enumerate() {
                 let is = 8 * h + 2 * quarter;
-                let q8 = _mm256_loadu_si256(ab.qs.as_ptr().add(128 * h + 32 * quarter) as *const __m256i);
-                let prod = _mm256_maddubs_epi16(*qv, q8);
                 let scv = _mm256_set_m128i(
                     _mm_set1_epi16(sc[is + 1] as i8 as i16),
                     _mm_set1_epi16(sc[is] as i8 as i16),
                 );
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, scv));
+                for i in 0..N {
+                    let q8 = _mm256_loadu_si256(a[i].get_unchecked(b).qs.as_ptr().add(128 * h + 32 * quarter) as *const __m256i);
+                    sumi[i] = _mm256_add_epi32(sumi[i], _mm256_madd_epi16(_mm256_maddubs_epi16(*qv, q8), scv));
+                }
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for i in 0..N {
+            let ab = a[i].get_unchecked(b);
+            // The −32 offset of every level, through the 16-element activation sums.
+            let off: i32 = (0..16).map(|j| sc[j] as i8 as i32 * ab.bsums[j] as i32).sum();
+            acc_off[i] += ab.d * d * (32 * off) as f32;
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi[i]), acc[i]);
+        }
     }
-    hsum(acc) - acc_off
+    let mut out = [0.0f32; N];
+    for i in 0..N {
+        out[i] = hsum(acc[i]) - acc_off[i];
+    }
+    out
 }
+
+macro_rules! one_row {
+    ($($name:ident => $n:ident : $blk:ty),*) => {$(
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(w: &[u8], a: &[$blk]) -> f32 {
+            $n::<1>(w, [a])[0]
+        }
+    )*};
+}
+one_row!(dot_q8_0 => dot_q8_0_n: BlockQ8, dot_q4_0 => dot_q4_0_n: BlockQ8, dot_q5_0 => dot_q5_0_n: BlockQ8,
+         dot_q4_k => dot_q4_k_n: BlockQ8K, dot_q5_k => dot_q5_k_n: BlockQ8K, dot_q6_k => dot_q6_k_n: BlockQ8K);
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_f32(w: &[u8], a: &[f32]) -> f32 {

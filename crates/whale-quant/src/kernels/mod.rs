@@ -17,6 +17,8 @@ pub enum Backend {
     Avx2,
     /// Plain Rust, any CPU.
     Portable,
+    /// candle's quantized CPU matmul (its own kernels and thread pool).
+    Candle,
 }
 
 impl Backend {
@@ -29,9 +31,26 @@ impl Backend {
         }
     }
 
+    /// The faster implementation for `ty` at `m` activation rows on this CPU, as measured
+    /// by `examples/qbench.rs` (docs/benchmarks.md): candle's kernels for the prefill of the
+    /// formats where they win, Whale's elsewhere (candle has no SIMD Q5_0, Q4_1, Q5_1, and is
+    /// slower for the prefill of Q4_0 and Q5_K).
+    pub fn auto(ty: GgmlType, m: usize) -> Backend {
+        use GgmlType as T;
+        // Decode stays on Whale's kernels: a model's matrices come in several formats, and
+        // switching between candle's spinning thread pool and Whale's for every matmul of a
+        // token costs more than candle's faster single-row kernels save.
+        let candle = m > 1 && matches!(ty, T::Q8_0 | T::Q4_K | T::Q6_K | T::Q2_K | T::Q3_K);
+        match (candle, Backend::Avx2.is_available()) {
+            (true, _) => Backend::Candle,
+            (false, true) => Backend::Avx2,
+            (false, false) => Backend::Portable,
+        }
+    }
+
     pub fn is_available(self) -> bool {
         match self {
-            Backend::Portable => true,
+            Backend::Portable | Backend::Candle => true,
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => {
                 use std::sync::OnceLock;
@@ -48,16 +67,21 @@ impl Backend {
     }
 }
 
-/// A dot product of one weight row (raw bytes) with one activation row.
+/// A dot product of one weight row (raw bytes) with one activation row; where a kernel has
+/// a four-row form (`four`), prefill uses it to unpack each weight block once per four
+/// activation rows.
 #[derive(Clone, Copy)]
 pub(crate) enum RowDot {
     /// 32-element formats against 8-bit activation blocks.
-    Q8(unsafe fn(&[u8], &[BlockQ8]) -> f32),
+    Q8(unsafe fn(&[u8], &[BlockQ8]) -> f32, Option<Four<BlockQ8>>),
     /// K-quants against 256-element 8-bit activation blocks.
-    Q8K(unsafe fn(&[u8], &[BlockQ8K]) -> f32),
+    Q8K(unsafe fn(&[u8], &[BlockQ8K]) -> f32, Option<Four<BlockQ8K>>),
     /// Float formats against f32 activations.
     F32(unsafe fn(&[u8], &[f32]) -> f32),
 }
+
+/// One weight row against four activation rows.
+pub(crate) type Four<B> = unsafe fn(&[u8], [&[B]; 4]) -> [f32; 4];
 
 /// The kernel for `ty` on `backend`; `Backend::Avx2` must be available.
 pub(crate) fn row_dot(ty: GgmlType, backend: Backend) -> RowDot {
@@ -65,12 +89,12 @@ pub(crate) fn row_dot(ty: GgmlType, backend: Backend) -> RowDot {
     #[cfg(target_arch = "x86_64")]
     if backend == Backend::Avx2 && Backend::Avx2.is_available() {
         match ty {
-            T::Q8_0 => return RowDot::Q8(avx2::dot_q8_0),
-            T::Q4_0 => return RowDot::Q8(avx2::dot_q4_0),
-            T::Q5_0 => return RowDot::Q8(avx2::dot_q5_0),
-            T::Q4_K => return RowDot::Q8K(avx2::dot_q4_k),
-            T::Q5_K => return RowDot::Q8K(avx2::dot_q5_k),
-            T::Q6_K => return RowDot::Q8K(avx2::dot_q6_k),
+            T::Q8_0 => return RowDot::Q8(avx2::dot_q8_0, Some(avx2::dot_q8_0_n::<4>)),
+            T::Q4_0 => return RowDot::Q8(avx2::dot_q4_0, Some(avx2::dot_q4_0_n::<4>)),
+            T::Q5_0 => return RowDot::Q8(avx2::dot_q5_0, Some(avx2::dot_q5_0_n::<4>)),
+            T::Q4_K => return RowDot::Q8K(avx2::dot_q4_k, Some(avx2::dot_q4_k_n::<4>)),
+            T::Q5_K => return RowDot::Q8K(avx2::dot_q5_k, Some(avx2::dot_q5_k_n::<4>)),
+            T::Q6_K => return RowDot::Q8K(avx2::dot_q6_k, Some(avx2::dot_q6_k_n::<4>)),
             T::F32 => return RowDot::F32(avx2::dot_f32),
             T::F16 => return RowDot::F32(avx2::dot_f16),
             T::BF16 => return RowDot::F32(avx2::dot_bf16),
@@ -79,25 +103,28 @@ pub(crate) fn row_dot(ty: GgmlType, backend: Backend) -> RowDot {
     }
     let _ = backend;
     match ty {
-        T::Q8_0 => RowDot::Q8(portable::dot_q8_0),
-        T::Q4_0 => RowDot::Q8(portable::dot_q4_0),
-        T::Q4_1 => RowDot::Q8(portable::dot_q4_1),
-        T::Q5_0 => RowDot::Q8(portable::dot_q5_0),
-        T::Q5_1 => RowDot::Q8(portable::dot_q5_1),
-        T::Q2_K => RowDot::Q8K(portable::dot_q2_k),
-        T::Q3_K => RowDot::Q8K(portable::dot_q3_k),
-        T::Q4_K => RowDot::Q8K(portable::dot_q4_k),
-        T::Q5_K => RowDot::Q8K(portable::dot_q5_k),
-        T::Q6_K => RowDot::Q8K(portable::dot_q6_k),
+        T::Q8_0 => RowDot::Q8(portable::dot_q8_0, None),
+        T::Q4_0 => RowDot::Q8(portable::dot_q4_0, None),
+        T::Q4_1 => RowDot::Q8(portable::dot_q4_1, None),
+        T::Q5_0 => RowDot::Q8(portable::dot_q5_0, None),
+        T::Q5_1 => RowDot::Q8(portable::dot_q5_1, None),
+        T::Q2_K => RowDot::Q8K(portable::dot_q2_k, None),
+        T::Q3_K => RowDot::Q8K(portable::dot_q3_k, None),
+        T::Q4_K => RowDot::Q8K(portable::dot_q4_k, None),
+        T::Q5_K => RowDot::Q8K(portable::dot_q5_k, None),
+        T::Q6_K => RowDot::Q8K(portable::dot_q6_k, None),
         T::F16 => RowDot::F32(portable::dot_f16),
         T::BF16 => RowDot::F32(portable::dot_bf16),
         _ => RowDot::F32(portable::dot_f32),
     }
 }
 
-/// A short name of the kernel `ty` runs with on this CPU (for benchmarks and logs).
-pub fn kernel_name(ty: GgmlType) -> &'static str {
+/// A short name of the kernel `ty` runs with on this CPU at `m` rows (for benchmarks).
+pub fn kernel_name(ty: GgmlType, m: usize) -> &'static str {
     use GgmlType as T;
+    if Backend::auto(ty, m) == Backend::Candle {
+        return "candle";
+    }
     let simd = matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K | T::F32 | T::F16 | T::BF16);
     match (Backend::best(), simd) {
         (Backend::Avx2, true) => "avx2",

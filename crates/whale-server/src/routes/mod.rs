@@ -1,0 +1,7 @@
+//! One handler per endpoint.
+
+pub mod chat;
+pub mod completions;
+pub mod health;
+pub mod metrics;
+pub mod models;

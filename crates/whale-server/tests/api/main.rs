@@ -1,0 +1,9 @@
+//! In-process tests of every route and every error, on the tiny DeepSeek-V3 fixture with the
+//! 512-token R1-style chat tokenizer, through `tower::ServiceExt::oneshot` (no sockets).
+
+mod common;
+
+mod chat;
+mod completions;
+mod errors;
+mod ops;
