@@ -45,6 +45,10 @@ enum Command {
     RejectionSample(cmd::distill::RejectionArgs),
     /// Distill a teacher's verified reasoning traces into a student (rejection sampling + SFT).
     Distill(cmd::distill::DistillArgs),
+    /// Pretrain a DeepSeek-architecture model as a run.toml says (docs/train.md).
+    Train(cmd::train::Args),
+    /// Draw PNG charts of a training run's metrics.
+    Plot(cmd::plot::Args),
 }
 
 fn main() {
@@ -63,6 +67,8 @@ fn main() {
         Command::Sft(a) => cmd::sft::run(a),
         Command::RejectionSample(a) => cmd::distill::run_rejection(a),
         Command::Distill(a) => cmd::distill::run_distill(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Plot(a) => cmd::plot::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

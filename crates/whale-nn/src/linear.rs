@@ -8,6 +8,8 @@
 
 use crate::Result;
 use candle_core::{DType, Device, Tensor};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::OnceLock;
 use whale_core::gguf::GgmlType;
 use whale_core::Weights;
@@ -92,7 +94,10 @@ impl Linear {
         let x2 = x.reshape((rows, in_dim))?;
         let y = match &self.weight {
             // One 2-D GEMM against the transposed weight (no copy: gemm takes the strides).
-            LinearWeight::Dense(w) => x2.matmul(&w.t()?)?,
+            LinearWeight::Dense(w) => match hooked_gemm(&x2, w)? {
+                Some(y) => y,
+                None => x2.matmul(&w.t()?)?,
+            },
             // The kernels take f32 activations on the CPU and return f32.
             LinearWeight::Quant { q, .. } => {
                 let on_cpu = x2.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
@@ -106,6 +111,38 @@ impl Linear {
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().unwrap() = self.out_dim();
         Ok(y.reshape(out_dims)?)
+    }
+}
+
+/// A replacement for the dense GEMM `x · Wᵀ`, installed per thread: mixed-precision
+/// training (whale-train) runs the same model code with bf16 or simulated-FP8 matmuls
+/// through it, instead of a second, training-only copy of every layer.
+pub trait GemmHook {
+    /// `x: (rows, in)`, `w: (out, in)` → `Some((rows, out))`, or `None` for the plain GEMM.
+    fn gemm(&self, x: &Tensor, w: &Tensor) -> Result<Option<Tensor>>;
+}
+
+thread_local! {
+    static GEMM_HOOK: RefCell<Option<Rc<dyn GemmHook>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `hook` replacing the dense linear GEMMs of this thread (the previous hook,
+/// if any, comes back afterwards, also when `f` panics).
+pub fn with_gemm_hook<R>(hook: Rc<dyn GemmHook>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Rc<dyn GemmHook>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GEMM_HOOK.with(|h| *h.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(GEMM_HOOK.with(|h| h.borrow_mut().replace(hook)));
+    f()
+}
+
+fn hooked_gemm(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+    match GEMM_HOOK.with(|h| h.borrow().clone()) {
+        Some(hook) => hook.gemm(x, w),
+        None => Ok(None),
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod activation;
 mod error;
+pub mod fp8;
 mod formats;
 mod kernels;
 mod matmul;

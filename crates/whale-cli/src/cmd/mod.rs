@@ -10,3 +10,5 @@ pub mod sft;
 pub mod perplexity;
 pub mod quantize;
 pub mod tokenize;
+pub mod train;
+pub mod plot;
