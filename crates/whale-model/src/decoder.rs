@@ -15,6 +15,37 @@ use whale_nn::attention::causal_mask;
 use whale_nn::moe::Routing;
 use whale_nn::{Embedding, KvCache, LayerCache, Linear, RmsNorm, Rope};
 
+/// The `CausalLm` methods every family answers straight from its `decoder` field: `info`,
+/// `device`, `dtype`, `new_cache` and `forward_hidden`.
+macro_rules! delegate_to_decoder {
+    () => {
+        fn info(&self) -> &$crate::causal_lm::ModelInfo {
+            &self.decoder.info
+        }
+
+        fn device(&self) -> &candle_core::Device {
+            self.decoder.device()
+        }
+
+        fn dtype(&self) -> candle_core::DType {
+            self.decoder.dtype()
+        }
+
+        fn new_cache(&self) -> whale_nn::KvCache {
+            self.decoder.new_cache()
+        }
+
+        fn forward_hidden(
+            &self,
+            ids: &candle_core::Tensor,
+            cache: Option<&mut whale_nn::KvCache>,
+        ) -> whale_core::Result<$crate::decoder::DecoderOutput> {
+            self.decoder.forward(ids, cache)
+        }
+    };
+}
+pub(crate) use delegate_to_decoder;
+
 pub struct DecoderOutput {
     /// Final-normed hidden states: what the output head sees. `(b, t, hidden)` from
     /// `forward`, `(T, hidden)` (all sequences' tokens concatenated) from `forward_seqs`.

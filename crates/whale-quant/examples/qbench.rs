@@ -9,29 +9,9 @@
 
 use std::time::Instant;
 
-use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, QMatMul};
 use candle_core::{Device, Module, Tensor};
-use whale_quant::{kernel_name, set_num_threads, Backend, GgmlType, QMatrix};
-
-fn candle_dtype(ty: GgmlType) -> Option<GgmlDType> {
-    use GgmlType as T;
-    Some(match ty {
-        T::F32 => GgmlDType::F32,
-        T::F16 => GgmlDType::F16,
-        T::BF16 => GgmlDType::BF16,
-        T::Q4_0 => GgmlDType::Q4_0,
-        T::Q4_1 => GgmlDType::Q4_1,
-        T::Q5_0 => GgmlDType::Q5_0,
-        T::Q5_1 => GgmlDType::Q5_1,
-        T::Q8_0 => GgmlDType::Q8_0,
-        T::Q2_K => GgmlDType::Q2K,
-        T::Q3_K => GgmlDType::Q3K,
-        T::Q4_K => GgmlDType::Q4K,
-        T::Q5_K => GgmlDType::Q5K,
-        T::Q6_K => GgmlDType::Q6K,
-        _ => return None,
-    })
-}
+use whale_quant::{candle_dtype, kernel_name, set_num_threads, Backend, GgmlType, QMatrix};
 
 fn parse_type(s: &str) -> GgmlType {
     whale_quant::SUPPORTED

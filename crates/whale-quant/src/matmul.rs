@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::activation::{quantize_q8, quantize_q8k, BlockQ8, BlockQ8K};
-use crate::kernels::{row_dot, Backend, RowDot};
+use crate::kernels::{row_dot, Backend, Four, RowDot};
 use crate::threads;
 use whale_core::gguf::GgmlType;
 
@@ -56,6 +56,34 @@ fn quantize_acts(kind: RowDot, x: &[f32], m: usize, cols: usize) -> Acts {
     }
 }
 
+/// One weight row `wr` against the `m` activation rows of `a` (`nb` blocks each), four rows
+/// at a time where the kernel has a four-row form; `put(i, v)` stores row `i`'s result.
+///
+/// # Safety
+/// `one` and `four` must be kernels whose CPU features are present.
+unsafe fn dot_rows<B>(
+    wr: &[u8],
+    a: &[B],
+    nb: usize,
+    m: usize,
+    one: unsafe fn(&[u8], &[B]) -> f32,
+    four: Option<Four<B>>,
+    put: impl Fn(usize, f32),
+) {
+    let row = |i: usize| &a[i * nb..(i + 1) * nb];
+    let mut i = 0;
+    if let Some(four) = four {
+        while i + 4 <= m {
+            let v = four(wr, [row(i), row(i + 1), row(i + 2), row(i + 3)]);
+            v.iter().enumerate().for_each(|(j, &v)| put(i + j, v));
+            i += 4;
+        }
+    }
+    for i in i..m {
+        put(i, one(wr, row(i)));
+    }
+}
+
 /// `out[i][r] = Σ_k x[i][k] · w[r][k]` for a `rows × cols` weight in `ty` (`w` = whole rows,
 /// lengths checked by the caller) and `m × cols` activations. Returns `m × rows`.
 pub(crate) fn matmul(
@@ -99,36 +127,8 @@ pub(crate) fn matmul(
                 // SAFETY (kernel calls): the kernels' CPU features were checked when `kind`
                 // was chosen, and every activation slice has this matrix's block count.
                 match (kind, &acts) {
-                    (RowDot::Q8(one, four), Acts::Q8(a)) => {
-                        let nb = cols / 32;
-                        let row = |i: usize| &a[i * nb..(i + 1) * nb];
-                        let mut i = 0;
-                        if let Some(four) = four {
-                            while i + 4 <= m {
-                                let v = unsafe { four(wr, [row(i), row(i + 1), row(i + 2), row(i + 3)]) };
-                                v.iter().enumerate().for_each(|(j, &v)| put(i + j, v));
-                                i += 4;
-                            }
-                        }
-                        for i in i..m {
-                            put(i, unsafe { one(wr, row(i)) });
-                        }
-                    }
-                    (RowDot::Q8K(one, four), Acts::Q8K(a)) => {
-                        let nb = cols / 256;
-                        let row = |i: usize| &a[i * nb..(i + 1) * nb];
-                        let mut i = 0;
-                        if let Some(four) = four {
-                            while i + 4 <= m {
-                                let v = unsafe { four(wr, [row(i), row(i + 1), row(i + 2), row(i + 3)]) };
-                                v.iter().enumerate().for_each(|(j, &v)| put(i + j, v));
-                                i += 4;
-                            }
-                        }
-                        for i in i..m {
-                            put(i, unsafe { one(wr, row(i)) });
-                        }
-                    }
+                    (RowDot::Q8(one, four), Acts::Q8(a)) => unsafe { dot_rows(wr, a, cols / 32, m, one, four, put) },
+                    (RowDot::Q8K(one, four), Acts::Q8K(a)) => unsafe { dot_rows(wr, a, cols / 256, m, one, four, put) },
                     (RowDot::F32(f), Acts::F32(a)) => {
                         for i in 0..m {
                             put(i, unsafe { f(wr, &a[i * cols..(i + 1) * cols]) });

@@ -77,7 +77,9 @@ impl QMatrix {
 
     /// Copies checked bytes into the candle storage.
     fn stored(ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, QuantError> {
-        let storage = qtensor_from_ggml(candle_dtype(ty), bytes, vec![rows, cols], &Device::Cpu)?;
+        let dtype = candle_dtype(ty)
+            .ok_or_else(|| QuantError::Unsupported { ty, supported: crate::SUPPORTED.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ") })?;
+        let storage = qtensor_from_ggml(dtype, bytes, vec![rows, cols], &Device::Cpu)?;
         Ok(QMatrix { ty, rows, cols, storage: Arc::new(storage) })
     }
 
@@ -171,9 +173,9 @@ impl QMatrix {
 }
 
 /// candle's name for a GGML type (every type a QMatrix can hold has one).
-fn candle_dtype(ty: GgmlType) -> GgmlDType {
+pub fn candle_dtype(ty: GgmlType) -> Option<GgmlDType> {
     use GgmlType as T;
-    match ty {
+    Some(match ty {
         T::F32 => GgmlDType::F32,
         T::F16 => GgmlDType::F16,
         T::BF16 => GgmlDType::BF16,
@@ -187,6 +189,6 @@ fn candle_dtype(ty: GgmlType) -> GgmlDType {
         T::Q4_K => GgmlDType::Q4K,
         T::Q5_K => GgmlDType::Q5K,
         T::Q6_K => GgmlDType::Q6K,
-        other => unreachable!("row_bytes accepts only the supported formats, not {other}"),
-    }
+        _ => return None,
+    })
 }

@@ -6,7 +6,7 @@ use super::moe::DeepSeekFfn;
 use super::mtp::Mtp;
 use crate::block::Block;
 use crate::causal_lm::{CausalLm, ModelInfo, SeqStep, TrainOutput};
-use crate::decoder::{Decoder, DecoderOutput};
+use crate::decoder::Decoder;
 use candle_core::{DType, Device, Tensor};
 use whale_core::config::{DeepSeekConfig, ModelConfig};
 use whale_core::{Result, WhaleError, Weights};
@@ -88,25 +88,7 @@ impl DeepSeekModel {
 }
 
 impl CausalLm for DeepSeekModel {
-    fn info(&self) -> &ModelInfo {
-        &self.decoder.info
-    }
-
-    fn device(&self) -> &Device {
-        self.decoder.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.decoder.dtype()
-    }
-
-    fn new_cache(&self) -> KvCache {
-        self.decoder.new_cache()
-    }
-
-    fn forward_hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<DecoderOutput> {
-        self.decoder.forward(ids, cache)
-    }
+    crate::decoder::delegate_to_decoder!();
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
         self.decoder.head(hidden)

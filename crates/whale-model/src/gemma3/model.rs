@@ -6,11 +6,11 @@
 use super::{Gemma3Attention, Gemma3Mlp};
 use crate::block::Block;
 use crate::causal_lm::{CausalLm, ModelInfo, SeqStep};
-use crate::decoder::{Decoder, DecoderOutput};
-use candle_core::{DType, Device, Tensor};
+use crate::decoder::Decoder;
+use candle_core::Tensor;
 use whale_core::config::Gemma3Config;
 use whale_core::{Result, Weights};
-use whale_nn::{KvCache, RmsNorm, Rope, RopeLayout};
+use whale_nn::{RmsNorm, Rope, RopeLayout};
 
 pub struct Gemma3Model {
     decoder: Decoder<Gemma3Attention, Gemma3Mlp>,
@@ -65,25 +65,7 @@ impl Gemma3Model {
 }
 
 impl CausalLm for Gemma3Model {
-    fn info(&self) -> &ModelInfo {
-        &self.decoder.info
-    }
-
-    fn device(&self) -> &Device {
-        self.decoder.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.decoder.dtype()
-    }
-
-    fn new_cache(&self) -> KvCache {
-        self.decoder.new_cache()
-    }
-
-    fn forward_hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<DecoderOutput> {
-        self.decoder.forward(ids, cache)
-    }
+    crate::decoder::delegate_to_decoder!();
 
     fn forward_seqs(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor> {
         self.lm_head(&self.decoder.forward_seqs(steps)?)

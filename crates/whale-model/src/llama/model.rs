@@ -4,11 +4,11 @@
 use super::attention::GqaAttention;
 use crate::block::Block;
 use crate::causal_lm::{CausalLm, ModelInfo, SeqStep};
-use crate::decoder::{Decoder, DecoderOutput};
+use crate::decoder::Decoder;
 use candle_core::{DType, Device, Tensor};
 use whale_core::config::{LlamaConfig, ModelConfig};
 use whale_core::{Result, WhaleError, Weights};
-use whale_nn::{KvCache, Mlp, Rope, RopeLayout};
+use whale_nn::{Mlp, Rope, RopeLayout};
 
 pub struct LlamaModel {
     decoder: Decoder<GqaAttention, Mlp>,
@@ -64,25 +64,7 @@ impl LlamaModel {
 }
 
 impl CausalLm for LlamaModel {
-    fn info(&self) -> &ModelInfo {
-        &self.decoder.info
-    }
-
-    fn device(&self) -> &Device {
-        self.decoder.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.decoder.dtype()
-    }
-
-    fn new_cache(&self) -> KvCache {
-        self.decoder.new_cache()
-    }
-
-    fn forward_hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<DecoderOutput> {
-        self.decoder.forward(ids, cache)
-    }
+    crate::decoder::delegate_to_decoder!();
 
     fn forward_seqs(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor> {
         self.decoder.head(&self.decoder.forward_seqs(steps)?)
