@@ -30,7 +30,7 @@ pub struct Linear {
 }
 
 /// Whether a GGML type is a plain float format (kept as a dense tensor).
-fn is_float(ty: GgmlType) -> bool {
+pub(crate) fn is_float(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 

@@ -122,6 +122,20 @@ impl QMatrix {
         out
     }
 
+    /// Row `r` as f32 into `out` (`cols` values; bit-exact with ggml's dequantization).
+    pub fn dequantize_row_into(&self, r: usize, out: &mut [f32]) -> Result<(), QuantError> {
+        if r >= self.rows || out.len() != self.cols {
+            return Err(QuantError::Shape {
+                what: format!("row of a {} x {} {} matrix", self.rows, self.cols, self.ty),
+                expected: format!("row < {} into {} values", self.rows, self.cols),
+                found: format!("row {r} into {} values", out.len()),
+            });
+        }
+        let rb = self.as_bytes().len() / self.rows;
+        dequantize_unchecked(self.ty, &self.as_bytes()[r * rb..(r + 1) * rb], out);
+        Ok(())
+    }
+
     /// `x · Wᵀ`: `x` is `(m, cols)` f32 on the CPU (any layout); returns `(m, rows)` f32.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor, QuantError> {
         let m = x.dims2().map_err(|_| self.shape_err(x))?.0;
