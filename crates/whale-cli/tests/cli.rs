@@ -469,3 +469,30 @@ fn quantize_writes_gguf_that_reads_back() {
     assert!(!dir.join("x.gguf").exists());
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// docs/cli.md (made by docs/gen_cli_reference.py) names every flag of every command.
+#[test]
+fn cli_reference_lists_every_flag() {
+    let doc = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md")).unwrap();
+    let (ok, top, err) = whale(&["--help"]);
+    assert!(ok, "{err}");
+    let commands = top.split("Commands:").nth(1).unwrap().split("Options:").next().unwrap();
+    let mut missing = Vec::new();
+    for line in commands.lines() {
+        let Some(cmd) = line.split_whitespace().next().filter(|c| *c != "help") else { continue };
+        if !doc.contains(&format!("## whale {cmd}\n")) {
+            missing.push(format!("the command `{cmd}`"));
+            continue;
+        }
+        let (ok, help, err) = whale(&[cmd, "--help"]);
+        assert!(ok, "{err}");
+        let section = doc.split(&format!("## whale {cmd}\n")).nth(1).unwrap().split("\n## whale ").next().unwrap();
+        for flag in help.split_whitespace().filter(|w| w.starts_with("--") && w.len() > 2) {
+            let flag = flag.trim_end_matches(|c: char| !c.is_alphanumeric());
+            if !section.contains(flag) {
+                missing.push(format!("`whale {cmd} {flag}`"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/cli.md lacks {}; run python3 docs/gen_cli_reference.py", missing.join(", "));
+}

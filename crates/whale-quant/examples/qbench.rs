@@ -2,6 +2,7 @@
 //! same weights, for the Qwen2-1.5B projection shapes.
 //!
 //!     cargo run --release -p whale-quant --example qbench -- [--threads N] [--types q4_k,q8_0] [--iters N]
+//!         [--shapes 1536x1536,8960x1536] [--m 1,128]
 //!
 //! Prints, per format / shape (rows x cols = out x in features) / m: time per call, weight
 //! bytes streamed per second (GB/s) and GFLOP/s (2·m·rows·cols per call), for both, and which
@@ -45,6 +46,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(parse_type)
         .collect();
+    let shapes: Vec<(usize, usize)> = arg("--shapes")
+        .unwrap_or_else(|| "1536x1536,8960x1536,1536x8960".into())
+        .split(',')
+        .map(|s| {
+            let (r, c) = s.split_once('x').expect("--shapes ROWSxCOLS,...");
+            (r.parse().expect("rows"), c.parse().expect("cols"))
+        })
+        .collect();
     let ms: Vec<usize> = arg("--m").unwrap_or_else(|| "1,128".into()).split(',').map(|s| s.parse().unwrap()).collect();
     set_num_threads(threads);
     // candle's CPU kernels use rayon's global pool; size it the same.
@@ -57,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut seed = 1u64;
     for &ty in &types {
-        for (rows, cols) in [(1536usize, 1536usize), (8960, 1536), (1536, 8960)] {
+        for &(rows, cols) in &shapes {
             let data: Vec<f32> = (0..rows * cols)
                 .map(|_| {
                     seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
