@@ -68,10 +68,13 @@ unsafe fn dot_32<const N: usize, const TS: usize>(
     a: [&[BlockQ8]; N],
     unpack: impl Fn(*const u8) -> (f32, __m256i),
 ) -> [f32; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
+    // Two accumulators per row (even and odd blocks): one block's work is short, and a single
+    // chain would wait on the FMA latency every block.
+    let mut acc = [[_mm256_setzero_ps(); N]; 2];
     for (b, blk) in w.chunks_exact(TS).enumerate() {
         let (dw, qx) = unpack(blk.as_ptr());
         let ax = _mm256_sign_epi8(qx, qx);
+        let acc = &mut acc[b & 1];
         for i in 0..N {
             let ab = a[i].get_unchecked(b);
             let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
@@ -79,7 +82,11 @@ unsafe fn dot_32<const N: usize, const TS: usize>(
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), _mm256_cvtepi32_ps(dot), acc[i]);
         }
     }
-    acc.map(|v| hsum(v))
+    let mut out = [0.0f32; N];
+    for i in 0..N {
+        out[i] = hsum(_mm256_add_ps(acc[0][i], acc[1][i]));
+    }
+    out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
