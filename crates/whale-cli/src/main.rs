@@ -35,6 +35,8 @@ enum Command {
     Quantize(cmd::quantize::Args),
     /// Turn text into token ids (or back with --decode) with a model's tokenizer.
     Tokenize(cmd::tokenize::Args),
+    /// Tokenizer tools: `whale tokenizer train` makes an R1-style byte-level BPE from text.
+    Tokenizer(cmd::tokenizer::TokenizerArgs),
     /// Evaluate a model on a verifiable task: pass@1, pass@k, cons@k over k samples.
     Eval(cmd::eval::Args),
     /// Reinforcement learning with GRPO and rule-based rewards on a verifiable task.
@@ -62,6 +64,7 @@ fn main() {
         Command::Perplexity(a) => cmd::perplexity::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
+        Command::Tokenizer(a) => cmd::tokenizer::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Grpo(a) => cmd::grpo::run(a),
         Command::Sft(a) => cmd::sft::run(a),

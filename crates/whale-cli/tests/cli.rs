@@ -496,3 +496,33 @@ fn cli_reference_lists_every_flag() {
     }
     assert!(missing.is_empty(), "docs/cli.md lacks {}; run python3 docs/gen_cli_reference.py", missing.join(", "));
 }
+
+/// `whale tokenizer train` makes a tokenizer folder that `whale tokenize` round-trips, with
+/// R1's special tokens first; bad training files get errors that name them.
+#[test]
+fn tokenizer_train_makes_an_r1_tokenizer() {
+    let dir = std::env::temp_dir().join(format!("whale-tok-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("corpus.txt");
+    let mut t = String::new();
+    for a in 0..300 {
+        t += &format!("Question {a}: what is {a} times 3? Answer: {}.\n\n", a * 3);
+    }
+    std::fs::write(&text, t).unwrap();
+    let out = dir.join("tok");
+    let (ok, _, err) = whale(&["tokenizer", "train", text.to_str().unwrap(), "--out", out.to_str().unwrap(), "--vocab-size", "300", "--pre", "qwen2"]);
+    assert!(ok && err.contains("tokens from 300 documents"), "{err}");
+    let (ok, ids, err) = whale(&["tokenize", "--tokenizer", out.to_str().unwrap(), "--text", "Question 7: what is 7 times 3?", "--json"]);
+    assert!(ok, "{err}");
+    let ids: Value = serde_json::from_str(&ids).unwrap();
+    assert_eq!(ids["ids"][0], 0, "BOS first: {ids}");
+    let joined = join(&ids["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect::<Vec<_>>());
+    let (ok, back, err) = whale(&["tokenize", "--tokenizer", out.to_str().unwrap(), "--text", &joined, "--decode", "--no-special"]);
+    assert!(ok && back.contains("Question 7: what is 7 times 3?"), "{back} {err}");
+
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"content\": \"x\"}\n").unwrap();
+    let (ok, _, err) = whale(&["tokenizer", "train", bad.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("bad.jsonl") && err.contains("field `text` is missing"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

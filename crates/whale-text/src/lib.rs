@@ -5,6 +5,7 @@
 //!   ids, chat template; [`StreamDecoder`] for incremental detokenization.
 //! - [`ChatTemplate`]: HF Jinja chat templates rendered with minijinja.
 
+pub mod bpe_train;
 pub mod chat_template;
 pub mod error;
 pub mod gguf_export;
@@ -22,6 +23,7 @@ pub mod tokenizer;
 pub use chat_template::{
     ChatMessage, ChatTemplate, RenderOptions, RenderedChat, ToolCall, ToolCallFunction,
 };
+pub use bpe_train::{save_r1_tokenizer, train_bpe, BpeTrainConfig};
 pub use error::TextError;
 pub use gguf_export::gguf_metadata;
 pub use stream::StreamDecoder;

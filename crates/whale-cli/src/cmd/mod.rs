@@ -10,5 +10,6 @@ pub mod sft;
 pub mod perplexity;
 pub mod quantize;
 pub mod tokenize;
+pub mod tokenizer;
 pub mod train;
 pub mod plot;
