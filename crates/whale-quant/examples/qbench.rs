@@ -2,7 +2,7 @@
 //! same weights, for the Qwen2-1.5B projection shapes.
 //!
 //!     cargo run --release -p whale-quant --example qbench -- [--threads N] [--types q4_k,q8_0] [--iters N]
-//!         [--shapes 1536x1536,8960x1536] [--m 1,128]
+//!         [--shapes 1536x1536,8960x1536] [--m 1,128] [--backend avx2|vnni|portable]
 //!
 //! Prints, per format / shape (rows x cols = out x in features) / m: time per call, weight
 //! bytes streamed per second (GB/s) and GFLOP/s (2·m·rows·cols per call), for both, and which
@@ -55,11 +55,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let ms: Vec<usize> = arg("--m").unwrap_or_else(|| "1,128".into()).split(',').map(|s| s.parse().unwrap()).collect();
+    let backend = match arg("--backend").as_deref() {
+        None => Backend::best(),
+        Some("avx2") => Backend::Avx2,
+        Some("vnni") => Backend::Vnni,
+        Some("portable") => Backend::Portable,
+        Some(other) => panic!("--backend {other}: expected avx2, vnni or portable"),
+    };
     set_num_threads(threads);
     // candle's CPU kernels use rayon's global pool; size it the same.
     let _ = rayon_global(threads);
 
-    println!("threads {threads}, median of {iters}");
+    println!("threads {threads}, median of {iters}, whale backend {backend:?}");
     println!(
         "{:<6} {:>11} {:>4} | {:>9} {:>7} {:>8} | {:>9} {:>7} {:>8} | {:>6} {}",
         "type", "rows x cols", "m", "whale ms", "GB/s", "GFLOP/s", "candle ms", "GB/s", "GFLOP/s", "speedup", "auto picks"
@@ -83,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for &m in &ms {
                 let x = Tensor::randn(0f32, 1.0, (m, cols), &Device::Cpu)?;
                 let tw = time(iters, || {
-                    w.matmul_with(&x, Backend::best()).unwrap();
+                    w.matmul_with(&x, backend).unwrap();
                 });
                 let tc = cq.as_ref().map(|q| {
                     time(iters, || {

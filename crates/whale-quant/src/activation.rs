@@ -8,12 +8,14 @@
 
 use crate::formats::scalar::nearest_int;
 
-/// 32 activations: `x ≈ d * qs`, `s = d * Σ qs` (for the minimum term of Q4_1/Q5_1).
+/// 32 activations: `x ≈ d * qs`, `s = d * Σ qs` (for the minimum term of Q4_1/Q5_1), and
+/// `sum = Σ qs` exactly (for the level offsets of the VNNI kernels).
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub(crate) struct BlockQ8 {
     pub d: f32,
     pub s: f32,
+    pub sum: i32,
     pub qs: [i8; 32],
 }
 
@@ -45,7 +47,8 @@ fn quantize_block(x: &[f32], qs: &mut [i8]) -> f32 {
 pub(crate) fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
     for (xb, b) in x.chunks_exact(32).zip(out.iter_mut()) {
         b.d = quantize_block(xb, &mut b.qs);
-        b.s = b.d * b.qs.iter().map(|&q| q as i32).sum::<i32>() as f32;
+        b.sum = b.qs.iter().map(|&q| q as i32).sum::<i32>();
+        b.s = b.d * b.sum as f32;
     }
 }
 
@@ -60,7 +63,7 @@ pub(crate) fn quantize_q8k(x: &[f32], out: &mut [BlockQ8K]) {
 
 impl Default for BlockQ8 {
     fn default() -> Self {
-        BlockQ8 { d: 0.0, s: 0.0, qs: [0; 32] }
+        BlockQ8 { d: 0.0, s: 0.0, sum: 0, qs: [0; 32] }
     }
 }
 

@@ -102,10 +102,12 @@ fn every_kernel_matches_the_reference_twin() {
             let tol = if quantized { 1e-2 } else { 1e-5 };
             let portable = w.matmul_slice(&x, m, Backend::Portable).unwrap();
             check(ty, &portable, &want, &w, &x, m, tol, "portable vs reference");
-            if Backend::Avx2.is_available() {
-                let fast = w.matmul_slice(&x, m, Backend::Avx2).unwrap();
-                check(ty, &fast, &want, &w, &x, m, tol, "avx2 vs reference");
-                check(ty, &fast, &portable, &w, &x, m, 1e-5, "avx2 vs portable");
+            for (backend, name) in [(Backend::Avx2, "avx2"), (Backend::Vnni, "vnni")] {
+                if backend.is_available() {
+                    let fast = w.matmul_slice(&x, m, backend).unwrap();
+                    check(ty, &fast, &want, &w, &x, m, tol, &format!("{name} vs reference"));
+                    check(ty, &fast, &portable, &w, &x, m, 1e-5, &format!("{name} vs portable"));
+                }
             }
             // candle's kernels on the same bytes, which `QMatrix::matmul` picks for some
             // block formats (never for float rows: candle rounds their activations to f16).

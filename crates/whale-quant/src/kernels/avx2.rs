@@ -19,14 +19,14 @@ use crate::formats::q4k;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_at(p: *const u8) -> f32 {
+pub(super) unsafe fn f16_at(p: *const u8) -> f32 {
     let bits = u16::from_le_bytes([*p, *p.add(1)]);
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum(v: __m256) -> f32 {
+pub(super) unsafe fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -36,7 +36,7 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// 16 nibble bytes → 32 bytes: low nibbles first (elements 0..16), then high nibbles.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn nibbles_32(p: *const u8) -> __m256i {
+pub(super) unsafe fn nibbles_32(p: *const u8) -> __m256i {
     let t = _mm_loadu_si128(p as *const __m128i);
     let b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
     _mm256_and_si256(b, _mm256_set1_epi8(0x0f))
@@ -45,7 +45,7 @@ unsafe fn nibbles_32(p: *const u8) -> __m256i {
 /// The 32 bits of `x` → 32 bytes, 0xFF where the bit is set.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn bits_32(x: u32) -> __m256i {
+pub(super) unsafe fn bits_32(x: u32) -> __m256i {
     let shuf = _mm256_set_epi64x(
         0x0303_0303_0303_0303,
         0x0202_0202_0202_0202,

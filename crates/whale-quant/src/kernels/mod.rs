@@ -4,6 +4,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 mod portable;
 
 use crate::activation::{BlockQ8, BlockQ8K};
@@ -13,6 +15,8 @@ use whale_core::gguf::GgmlType;
 /// Which implementation of the kernels to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// x86-64 AVX-512 VNNI (on 256-bit registers) for Q8_0/Q4_0/Q5_0, AVX2 for the rest.
+    Vnni,
     /// x86-64 AVX2 + FMA + F16C (formats without an AVX2 kernel use the portable one).
     Avx2,
     /// Plain Rust, any CPU.
@@ -24,7 +28,9 @@ pub enum Backend {
 impl Backend {
     /// The fastest backend this CPU supports.
     pub fn best() -> Backend {
-        if Backend::Avx2.is_available() {
+        if Backend::Vnni.is_available() {
+            Backend::Vnni
+        } else if Backend::Avx2.is_available() {
             Backend::Avx2
         } else {
             Backend::Portable
@@ -41,10 +47,10 @@ impl Backend {
         // switching between candle's spinning thread pool and Whale's for every matmul of a
         // token costs more than candle's faster single-row kernels save.
         let candle = m > 1 && matches!(ty, T::Q8_0 | T::Q4_K | T::Q6_K | T::Q2_K | T::Q3_K);
-        match (candle, Backend::Avx2.is_available()) {
-            (true, _) => Backend::Candle,
-            (false, true) => Backend::Avx2,
-            (false, false) => Backend::Portable,
+        if candle {
+            Backend::Candle
+        } else {
+            Backend::best()
         }
     }
 
@@ -61,8 +67,18 @@ impl Backend {
                         && is_x86_feature_detected!("f16c")
                 })
             }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Vnni => {
+                use std::sync::OnceLock;
+                static HAS: OnceLock<bool> = OnceLock::new();
+                *HAS.get_or_init(|| {
+                    Backend::Avx2.is_available()
+                        && is_x86_feature_detected!("avx512vnni")
+                        && is_x86_feature_detected!("avx512vl")
+                })
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            Backend::Avx2 => false,
+            Backend::Avx2 | Backend::Vnni => false,
         }
     }
 }
@@ -87,7 +103,16 @@ pub(crate) type Four<B> = unsafe fn(&[u8], [&[B]; 4]) -> [f32; 4];
 pub(crate) fn row_dot(ty: GgmlType, backend: Backend) -> RowDot {
     use GgmlType as T;
     #[cfg(target_arch = "x86_64")]
-    if backend == Backend::Avx2 && Backend::Avx2.is_available() {
+    if backend == Backend::Vnni && Backend::Vnni.is_available() {
+        match ty {
+            T::Q8_0 => return RowDot::Q8(vnni::dot_q8_0, Some(vnni::dot_q8_0_n::<4>)),
+            T::Q4_0 => return RowDot::Q8(vnni::dot_q4_0, Some(vnni::dot_q4_0_n::<4>)),
+            T::Q5_0 => return RowDot::Q8(vnni::dot_q5_0, Some(vnni::dot_q5_0_n::<4>)),
+            _ => {}
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(backend, Backend::Avx2 | Backend::Vnni) && Backend::Avx2.is_available() {
         match ty {
             T::Q8_0 => return RowDot::Q8(avx2::dot_q8_0, Some(avx2::dot_q8_0_n::<4>)),
             T::Q4_0 => return RowDot::Q8(avx2::dot_q4_0, Some(avx2::dot_q4_0_n::<4>)),
@@ -127,7 +152,8 @@ pub fn kernel_name(ty: GgmlType, m: usize) -> &'static str {
     }
     let simd = matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K | T::F32 | T::F16 | T::BF16);
     match (Backend::best(), simd) {
-        (Backend::Avx2, true) => "avx2",
+        (Backend::Vnni, true) if matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0) => "vnni",
+        (Backend::Vnni | Backend::Avx2, true) => "avx2",
         _ => "portable",
     }
 }

@@ -1,0 +1,79 @@
+//! AVX-512 VNNI (`vpdpbusd` on 256-bit registers, AVX512-VL) dot products for the 32-element
+//! formats, selected at run time on CPUs that have it (Intel since Ice Lake, AMD since Zen 4).
+//!
+//! `vpdpbusd` multiplies unsigned by signed bytes and sums groups of four straight into i32,
+//! replacing AVX2's `vpmaddubsw` + `vpmaddwd` pair. Weights are fed as unsigned levels with
+//! a constant offset instead of through the `vpsignb` trick: Q4_0 stores `q + 8`, Q5_0
+//! `q + 16`, and Q8_0's signed bytes become `q + 128` by flipping the top bit. The offset's
+//! contribution, `offset · Σ activations`, comes from the activation block's exact integer
+//! sum, so the integer sums equal the AVX2 and portable kernels' exactly.
+
+#![allow(clippy::missing_safety_doc)]
+
+use std::arch::x86_64::*;
+
+use super::avx2::{bits_32, f16_at, hsum, nibbles_32};
+use crate::activation::BlockQ8;
+
+/// `unpack(block) -> (weight scale, 32 unsigned levels, level offset)`; `N` activation rows
+/// share each unpacked block, as in `avx2::dot_32`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn dot_32<const N: usize, const TS: usize>(
+    w: &[u8],
+    a: [&[BlockQ8]; N],
+    offset: i32,
+    unpack: impl Fn(*const u8) -> (f32, __m256i),
+) -> [f32; N] {
+    let mut acc = [[_mm256_setzero_ps(); N]; 2];
+    let mut acc_off = [0.0f32; N];
+    for (b, blk) in w.chunks_exact(TS).enumerate() {
+        let (dw, qx) = unpack(blk.as_ptr());
+        let acc = &mut acc[b & 1];
+        for i in 0..N {
+            let ab = a[i].get_unchecked(b);
+            let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
+            let dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qx, qy);
+            let d = dw * ab.d;
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc[i]);
+            acc_off[i] += d * (offset * ab.sum) as f32;
+        }
+    }
+    let mut out = [0.0f32; N];
+    for i in 0..N {
+        out[i] = hsum(_mm256_add_ps(acc[0][i], acc[1][i])) - acc_off[i];
+    }
+    out
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+pub(crate) unsafe fn dot_q8_0_n<const N: usize>(w: &[u8], a: [&[BlockQ8]; N]) -> [f32; N] {
+    dot_32::<N, 34>(w, a, 128, |p| unsafe {
+        let q = _mm256_loadu_si256(p.add(2) as *const __m256i);
+        (f16_at(p), _mm256_xor_si256(q, _mm256_set1_epi8(-128)))
+    })
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+pub(crate) unsafe fn dot_q4_0_n<const N: usize>(w: &[u8], a: [&[BlockQ8]; N]) -> [f32; N] {
+    dot_32::<N, 18>(w, a, 8, |p| unsafe { (f16_at(p), nibbles_32(p.add(2))) })
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+pub(crate) unsafe fn dot_q5_0_n<const N: usize>(w: &[u8], a: [&[BlockQ8]; N]) -> [f32; N] {
+    dot_32::<N, 22>(w, a, 16, |p| unsafe {
+        let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
+        let hi = _mm256_and_si256(bits_32(qh), _mm256_set1_epi8(0x10));
+        (f16_at(p), _mm256_or_si256(nibbles_32(p.add(6)), hi))
+    })
+}
+
+macro_rules! one_row {
+    ($($name:ident => $n:ident),*) => {$(
+        #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+        pub(crate) unsafe fn $name(w: &[u8], a: &[BlockQ8]) -> f32 {
+            $n::<1>(w, [a])[0]
+        }
+    )*};
+}
+one_row!(dot_q8_0 => dot_q8_0_n, dot_q4_0 => dot_q4_0_n, dot_q5_0 => dot_q5_0_n);
