@@ -41,8 +41,14 @@ impl Backend {
     /// by `examples/qbench.rs` (docs/benchmarks.md): candle's kernels for the prefill of the
     /// formats where they win, Whale's elsewhere (candle has no SIMD Q5_0, Q4_1, Q5_1, and is
     /// slower for the prefill of Q4_0 and Q5_K).
+    ///
+    /// `WHALE_QUANT_BACKEND=candle|vnni|avx2|portable` forces one (for comparisons and
+    /// debugging; an unavailable choice falls back to the portable kernels).
     pub fn auto(ty: GgmlType, m: usize) -> Backend {
         use GgmlType as T;
+        if let Some(forced) = forced_backend() {
+            return forced;
+        }
         // Decode stays on Whale's kernels: a model's matrices come in several formats, and
         // switching between candle's spinning thread pool and Whale's for every matmul of a
         // token costs more than candle's faster single-row kernels save.
@@ -94,6 +100,18 @@ pub(crate) enum RowDot {
     Q8K(unsafe fn(&[u8], &[BlockQ8K]) -> f32, Option<Four<BlockQ8K>>),
     /// Float formats against f32 activations.
     F32(unsafe fn(&[u8], &[f32]) -> f32),
+}
+
+fn forced_backend() -> Option<Backend> {
+    use std::sync::OnceLock;
+    static FORCED: OnceLock<Option<Backend>> = OnceLock::new();
+    *FORCED.get_or_init(|| match std::env::var("WHALE_QUANT_BACKEND").ok()?.as_str() {
+        "candle" => Some(Backend::Candle),
+        "vnni" => Some(Backend::Vnni),
+        "avx2" => Some(Backend::Avx2),
+        "portable" => Some(Backend::Portable),
+        _ => None,
+    })
 }
 
 /// One weight row against four activation rows.
