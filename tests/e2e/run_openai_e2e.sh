@@ -59,6 +59,7 @@ fi
 grep -q "port $PORT on 127.0.0.1 is in use; pass --port" "$WORK/busy.log" || { cat "$WORK/busy.log" >&2; exit 1; }
 echo "ok - a busy port is refused with a clear message"
 python3 tests/e2e/openai_client.py "$BASE" "$KEY" fresh
+python3 tests/e2e/openai_tools.py "$BASE" "$KEY"
 stop_server
 ls "$WORK/cache" >/dev/null
 start_server

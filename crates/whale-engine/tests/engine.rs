@@ -238,6 +238,30 @@ fn disk_cache_survives_a_restart_and_drops_corrupted_blocks() {
 }
 
 #[test]
+fn a_torn_block_behind_a_corrupted_one_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = prompt(200, 6);
+    let submit = |h: &EngineHandle| h.submit(Request::new(p.clone(), SamplingParams::greedy(), opts(4))).unwrap().wait().unwrap();
+    let first = submit(&engine("deepseek_v3_tiny", cache_cfg(Some(dir.path()), 1 << 30))).0;
+    let keys = whale_engine::prefix_cache::chain("deepseek_v3_tiny-f32", &p);
+    let file = |i: usize| walk(dir.path()).into_iter().find(|f| f.file_stem().unwrap().to_string_lossy() == keys[i].hex()).unwrap();
+    // Block 1 corrupted, block 2 torn: the chain stops at 1, so block 2's file is never read.
+    let mut b1 = std::fs::read(file(1)).unwrap();
+    b1[100] ^= 1;
+    std::fs::write(file(1), &b1).unwrap();
+    let b2 = std::fs::read(file(2)).unwrap();
+    std::fs::write(file(2), &b2[..b2.len() / 2]).unwrap();
+    let (t, d) = submit(&engine("deepseek_v3_tiny", cache_cfg(Some(dir.path()), 1 << 30)));
+    assert_eq!(d.usage.prompt_cache_hit_tokens, 64);
+    assert_eq!(t.iter().map(|t| t.token).collect::<Vec<_>>(), first.iter().map(|t| t.token).collect::<Vec<_>>());
+    // Both were rewritten whole when recomputed, so after another restart all three hit.
+    assert_eq!(std::fs::read(file(2)).unwrap().len(), b2.len());
+    let h = engine("deepseek_v3_tiny", cache_cfg(Some(dir.path()), 1 << 30));
+    assert_eq!(submit(&h).1.usage.prompt_cache_hit_tokens, 192);
+    assert_eq!(h.stats().cache_corrupt_blocks, 0);
+}
+
+#[test]
 fn disk_tier_respects_its_byte_cap() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = cache_cfg(Some(dir.path()), 1 << 30);

@@ -10,7 +10,7 @@ use crate::api::common::UsageBody;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validation::GenPlan;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use whale_engine::{
     Event, FinishReason, GenerationOptions, Request, RequestStream, ThinkingBudget,
 };
@@ -58,6 +58,9 @@ pub struct TextGen {
     held: Vec<TokenInfo>,
     finish: Option<Finish>,
     done: bool,
+    /// Special tokens whose text the content must keep (tool-call markers): the decoder
+    /// leaves special tokens out.
+    shown: HashMap<u32, String>,
 }
 
 /// Submits the plan. Fails before any model work on a bad plan or an overloaded engine.
@@ -97,6 +100,7 @@ pub fn start(state: &AppState, model: &str, plan: GenPlan) -> Result<TextGen, Ap
         held: Vec::new(),
         finish: None,
         done: false,
+        shown: HashMap::new(),
     })
 }
 
@@ -127,6 +131,11 @@ fn thinking_budget(
 }
 
 impl TextGen {
+    /// Keeps the text of these special tokens in the content (outside the think block).
+    pub fn show_special_tokens(&mut self, tokens: HashMap<u32, String>) {
+        self.shown = tokens;
+    }
+
     /// The next piece of text, then one `Finished`, then `None`.
     pub async fn next(&mut self) -> Result<Option<Step>, ApiError> {
         if let Some(f) = self.finish.take() {
@@ -149,7 +158,12 @@ impl TextGen {
                         self.held.push(info);
                     }
                     let was_reasoning = self.out.in_reasoning();
-                    let d = self.out.push(t.token)?;
+                    let mut d = self.out.push(t.token)?;
+                    if let Some(text) = self.shown.get(&t.token) {
+                        if !self.out.in_reasoning() && !d.stopped {
+                            d.content.push_str(text);
+                        }
+                    }
                     // Tokens inside the block before and after: the tags are not counted.
                     if was_reasoning && self.out.in_reasoning() {
                         self.reasoning_tokens += 1;

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod fim;
 pub mod generation;
 pub mod json;
 pub mod json_mode;
@@ -23,6 +24,8 @@ mod routes;
 pub mod serve;
 pub mod sse;
 pub mod state;
+pub mod tool_parser;
+pub mod tools;
 pub mod validation;
 
 pub use auth::ApiKeys;

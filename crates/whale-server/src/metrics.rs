@@ -208,6 +208,13 @@ impl Metrics {
             "Prefix cache bytes on disk.",
             &one(e.cache_disk_bytes as f64),
         );
+        // Disk blocks that failed their checksum/shape check and were dropped (recomputed).
+        family(
+            "whale_cache_corrupt_blocks_total",
+            "counter",
+            "Disk cache blocks found corrupted or torn, dropped and recomputed.",
+            &one(e.cache_corrupt_blocks as f64),
+        );
         let spec = if e.spec_drafted == 0 {
             0.0
         } else {

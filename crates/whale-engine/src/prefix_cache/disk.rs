@@ -146,6 +146,20 @@ impl DiskTier {
         self.evict()
     }
 
+    /// Writes a block over an indexed file of the same key. Used for a block that was just
+    /// recomputed although its file exists: the chain stopped before it (an earlier block was
+    /// corrupted or evicted), so its file was never verified and may itself be torn; leaving
+    /// it would turn every later restart's lookup into a miss.
+    pub fn rewrite(&mut self, key: &BlockKey, block: &Block) -> Result<(), CacheError> {
+        self.forget(key);
+        self.put(key, block)?;
+        if !self.index.contains_key(key) {
+            // Not written (larger than the cap): the old file must not linger unindexed.
+            let _ = std::fs::remove_file(self.path(key));
+        }
+        Ok(())
+    }
+
     fn forget(&mut self, key: &BlockKey) {
         if let Some((size, _)) = self.index.remove(key) {
             self.bytes -= size;

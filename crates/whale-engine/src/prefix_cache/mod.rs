@@ -135,7 +135,8 @@ impl PrefixCache {
         let mut added = 0;
         for (i, key) in chain(&self.fingerprint, held).into_iter().enumerate() {
             let on_disk = self.disk.as_ref().is_none_or(|d| d.contains(&key));
-            if self.ram.contains(&key) && on_disk {
+            let in_ram = self.ram.contains(&key);
+            if in_ram && on_disk {
                 continue;
             }
             let layers = (0..cache.num_layers())
@@ -143,7 +144,12 @@ impl PrefixCache {
                 .collect::<Result<Vec<_>, _>>()?;
             let block = Block { layers };
             if let Some(disk) = self.disk.as_mut() {
-                disk.put(&key, &block)?;
+                if on_disk {
+                    // Indexed but not loaded for this request: unverified, so rewrite it.
+                    disk.rewrite(&key, &block)?;
+                } else {
+                    disk.put(&key, &block)?;
+                }
             }
             self.ram.insert(key, Arc::new(block));
             added += 1;

@@ -28,6 +28,68 @@ pub struct ChatCompletionRequest {
     pub thinking_budget: Option<usize>,
     /// Only 1 is supported.
     pub n: Option<usize>,
+    /// Functions the model may call (see `tools.rs`).
+    pub tools: Option<Vec<ToolDef>>,
+    pub tool_choice: Option<ToolChoice>,
+    /// Accepted for compatibility: DeepSeek's format allows several calls in one block anyway.
+    pub parallel_tool_calls: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ToolDef {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionDef,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FunctionDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// `"none"`, `"auto"`, `"required"`, or `{"type": "function", "function": {"name": ...}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ToolChoice {
+    Mode(String),
+    Named(NamedToolChoice),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedToolChoice {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionName,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FunctionName {
+    pub name: String,
+}
+
+/// A call in an earlier assistant message (OpenAI's shape: `arguments` is a JSON string).
+#[derive(Debug, Clone, Deserialize)]
+pub struct InputToolCall {
+    pub id: Option<String>,
+    #[serde(rename = "type", default = "function_kind")]
+    pub kind: String,
+    pub function: InputFunctionCall,
+}
+
+fn function_kind() -> String {
+    "function".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InputFunctionCall {
+    pub name: String,
+    pub arguments: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +103,8 @@ pub struct InputMessage {
     pub prefix: Option<bool>,
     pub name: Option<String>,
     pub tool_call_id: Option<String>,
+    /// Calls an earlier assistant turn made.
+    pub tool_calls: Option<Vec<InputToolCall>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -109,10 +173,13 @@ pub struct ChatChoice {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputMessage {
     pub role: &'static str,
-    pub content: String,
+    /// `null` when the answer is only tool calls (OpenAI's convention).
+    pub content: Option<String>,
     /// DeepSeek-R1's chain of thought; absent for output without a think block.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<crate::tools::OutputToolCall>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -150,4 +217,6 @@ pub struct Delta {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<crate::tools::DeltaToolCall>>,
 }

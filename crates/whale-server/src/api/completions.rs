@@ -22,7 +22,7 @@ pub struct CompletionRequest {
     pub logprobs: Option<usize>,
     pub logit_bias: Option<HashMap<String, f32>>,
     pub echo: Option<bool>,
-    /// Fill-in-the-middle; not supported (the served tokenizers have no FIM tokens wired).
+    /// Fill-in-the-middle: the text after the hole (needs the tokenizer's FIM tokens, `fim.rs`).
     pub suffix: Option<String>,
     pub n: Option<usize>,
 }

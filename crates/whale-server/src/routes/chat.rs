@@ -11,11 +11,14 @@ use crate::generation::{self, Finish, Piece, TokenInfo};
 use crate::json::ApiJson;
 use crate::sse::{self, ChunkFormat};
 use crate::state::AppState;
+use crate::tool_parser::ToolCallParser;
+use crate::tools::DeltaToolCall;
 use crate::validation::{self, SamplingFields};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::collections::HashMap;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -44,7 +47,23 @@ pub async fn chat_completions(
             ))
         }
     };
-    let prompt = crate::prompt::chat_prompt(state.tokenizer(), &req.messages)?;
+    let tools = crate::tools::setup(&req)?;
+    if tools.is_some() && json_mode {
+        return Err(ApiError::invalid(
+            "response_format",
+            "response_format json_object cannot be combined with tools (set tool_choice \"none\")",
+        ));
+    }
+    let prompt =
+        crate::prompt::chat_prompt_with_tools(state.tokenizer(), &req.messages, tools.as_ref())?;
+    // The parser reads the forced call opener first, as if the model had written it.
+    let parser = tools.as_ref().map(|_| {
+        let mut p = ToolCallParser::new();
+        if let Some(prefill) = &prompt.answer_prefill {
+            p.push(prefill);
+        }
+        p
+    });
     let fields = SamplingFields {
         temperature: req.temperature,
         top_p: req.top_p,
@@ -66,7 +85,10 @@ pub async fn chat_completions(
     )?;
     plan.thinking_budget = req.thinking_budget;
     plan.json_mode = json_mode;
-    let gen = generation::start(&state, &req.model, plan)?;
+    let mut gen = generation::start(&state, &req.model, plan)?;
+    if parser.is_some() {
+        gen.show_special_tokens(special_markers(&state));
+    }
     let id = response_id("chatcmpl");
     let (created, fingerprint) = (unix_now(), state.system_fingerprint());
     if req.stream == Some(true) {
@@ -81,10 +103,23 @@ pub async fn chat_completions(
             fingerprint,
             include_usage,
             logprobs: logprobs.is_some(),
+            tools: parser,
+            calls: 0,
         };
         return Ok(sse::response(gen, format));
     }
     let done = generation::collect(gen).await?;
+    let (content, calls) = match parser {
+        Some(mut p) => {
+            let mut d = p.push(&done.content);
+            let tail = p.finish();
+            d.content.push_str(&tail.content);
+            d.calls.extend(tail.calls);
+            (d.content, d.calls)
+        }
+        None => (done.content, Vec::new()),
+    };
+    let finish_reason = finish_reason(done.finish.reason, !calls.is_empty());
     let body = ChatCompletion {
         id,
         object: "chat.completion",
@@ -95,14 +130,16 @@ pub async fn chat_completions(
             index: 0,
             message: OutputMessage {
                 role: "assistant",
-                content: done.content,
+                content: (calls.is_empty() || !content.is_empty()).then_some(content),
                 reasoning_content: (prompt.mode != whale_text::output::ReasoningMode::Off)
                     .then_some(done.reasoning),
+                tool_calls: (!calls.is_empty())
+                    .then(|| calls.into_iter().map(crate::tools::output_call).collect()),
             },
             logprobs: logprobs.map(|_| ChatLogprobs {
                 content: done.tokens.iter().map(token_logprob).collect(),
             }),
-            finish_reason: done.finish.reason,
+            finish_reason,
         }],
         usage: done.finish.usage,
     };
@@ -126,6 +163,27 @@ pub fn token_logprob(t: &TokenInfo) -> TokenLogprob {
     }
 }
 
+/// OpenAI's `tool_calls` finish reason replaces "stop" when the answer called tools ("length"
+/// stays: a call cut short is not a call).
+fn finish_reason(reason: &'static str, called: bool) -> &'static str {
+    if called && reason == "stop" {
+        "tool_calls"
+    } else {
+        reason
+    }
+}
+
+/// The tool-call markers that are special tokens of the served tokenizer (DeepSeek-V3's
+/// vocabulary has them as single tokens), with their text.
+fn special_markers(state: &AppState) -> HashMap<u32, String> {
+    let tok = state.tokenizer();
+    crate::tool_parser::MARKERS
+        .iter()
+        .filter_map(|m| tok.token_to_id(m).map(|id| (id, m.to_string())))
+        .filter(|(id, _)| tok.is_special(*id))
+        .collect()
+}
+
 struct ChatFormat {
     id: String,
     created: u64,
@@ -133,6 +191,10 @@ struct ChatFormat {
     fingerprint: String,
     include_usage: bool,
     logprobs: bool,
+    /// Set when the request offers tools.
+    tools: Option<ToolCallParser>,
+    /// Calls streamed so far (the next call's `index`).
+    calls: usize,
 }
 
 impl ChatFormat {
@@ -175,14 +237,66 @@ impl ChunkFormat for ChatFormat {
             Delta {
                 role: Some("assistant"),
                 content: Some(String::new()),
-                reasoning_content: None,
+                ..Default::default()
             },
             &[],
             None,
         )]
     }
 
-    fn piece(&mut self, p: Piece) -> Vec<Bytes> {
+    fn piece(&mut self, mut p: Piece) -> Vec<Bytes> {
+        let mut calls = Vec::new();
+        if let Some(parser) = self.tools.as_mut() {
+            let d = parser.push(&p.content);
+            p.content = d.content;
+            calls = d.calls;
+        }
+        let mut out = self.text_deltas(p);
+        out.extend(self.call_deltas(calls));
+        out
+    }
+
+    fn finish(&mut self, f: Finish) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        if let Some(parser) = self.tools.as_mut() {
+            let d = parser.finish();
+            out.extend(self.text_deltas(Piece {
+                content: d.content,
+                ..Default::default()
+            }));
+            out.extend(self.call_deltas(d.calls));
+        }
+        let reason = finish_reason(f.reason, self.calls > 0);
+        out.push(self.delta(Delta::default(), &[], Some(reason)));
+        if self.include_usage {
+            out.push(self.chunk(vec![], Some(f.usage)));
+        }
+        out
+    }
+}
+
+impl ChatFormat {
+    fn call_deltas(&mut self, calls: Vec<crate::tool_parser::ParsedCall>) -> Vec<Bytes> {
+        calls
+            .into_iter()
+            .map(|c| {
+                let call = crate::tools::output_call(c);
+                let delta = Delta {
+                    tool_calls: Some(vec![DeltaToolCall {
+                        index: self.calls,
+                        id: call.id,
+                        kind: call.kind,
+                        function: call.function,
+                    }]),
+                    ..Default::default()
+                };
+                self.calls += 1;
+                self.delta(delta, &[], None)
+            })
+            .collect()
+    }
+
+    fn text_deltas(&mut self, p: Piece) -> Vec<Bytes> {
         // DeepSeek streams reasoning and content in separate deltas, reasoning first.
         let mut out = Vec::new();
         let mut tokens = Some(p.tokens);
@@ -214,14 +328,6 @@ impl ChunkFormat for ChatFormat {
                 out.push(self.delta(Delta::default(), &t, None))
             }
             _ => {}
-        }
-        out
-    }
-
-    fn finish(&mut self, f: Finish) -> Vec<Bytes> {
-        let mut out = vec![self.delta(Delta::default(), &[], Some(f.reason))];
-        if self.include_usage {
-            out.push(self.chunk(vec![], Some(f.usage)));
         }
         out
     }

@@ -25,26 +25,19 @@ pub async fn completions(
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     state.check_model(&req.model)?;
-    if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::invalid(
-            "suffix",
-            "fill-in-the-middle (`suffix`) is not supported",
-        ));
-    }
     if req.echo == Some(true) {
         return Err(ApiError::invalid("echo", "`echo` is not supported"));
     }
-    let prompt = match req.prompt {
-        Prompt::Ids(ids) => ids,
-        Prompt::Text(t) => state.tokenizer().encode(&t, true)?,
-        Prompt::Texts(mut v) if v.len() == 1 => state.tokenizer().encode(&v.remove(0), true)?,
-        Prompt::Texts(v) => {
+    let prompt = match (req.prompt, req.suffix.as_deref().filter(|s| !s.is_empty())) {
+        (prompt, None) => text_prompt(&state, prompt)?,
+        (Prompt::Text(t), Some(suffix)) => crate::fim::fim_prompt(state.tokenizer(), &t, suffix)?,
+        (Prompt::Texts(v), Some(suffix)) if v.len() == 1 => {
+            crate::fim::fim_prompt(state.tokenizer(), &v[0], suffix)?
+        }
+        (_, Some(_)) => {
             return Err(ApiError::invalid(
                 "prompt",
-                format!(
-                    "{} prompts given; only one prompt per request is supported",
-                    v.len()
-                ),
+                "fill-in-the-middle (`suffix`) needs one text prompt (not token ids)",
             ))
         }
     };
@@ -106,6 +99,24 @@ pub async fn completions(
         finish_reason: Some(done.finish.reason),
     };
     Ok(Json(base.body(vec![choice], Some(Some(done.finish.usage)))).into_response())
+}
+
+/// A prompt without FIM: text (with the tokenizer's BOS) or token ids.
+fn text_prompt(state: &AppState, prompt: Prompt) -> Result<Vec<u32>, ApiError> {
+    Ok(match prompt {
+        Prompt::Ids(ids) => ids,
+        Prompt::Text(t) => state.tokenizer().encode(&t, true)?,
+        Prompt::Texts(mut v) if v.len() == 1 => state.tokenizer().encode(&v.remove(0), true)?,
+        Prompt::Texts(v) => {
+            return Err(ApiError::invalid(
+                "prompt",
+                format!(
+                    "{} prompts given; only one prompt per request is supported",
+                    v.len()
+                ),
+            ))
+        }
+    })
 }
 
 struct Base {

@@ -12,7 +12,7 @@ use whale_server::{AppState, ServerConfig};
 
 pub const MODEL: &str = "whale-tiny";
 
-fn fixture(name: &str) -> PathBuf {
+pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures")
         .join(name)
@@ -25,7 +25,7 @@ pub struct Server {
 }
 
 /// The model folder as `whale serve` would get it: weights and tokenizer side by side.
-fn model_dir() -> tempfile::TempDir {
+pub fn model_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (src, name) in [
         ("deepseek_v3_tiny", "config.json"),
@@ -54,9 +54,29 @@ pub fn server() -> Server {
 }
 
 pub fn server_with(engine: EngineConfig, tweak: impl FnOnce(&mut ServerConfig)) -> Server {
+    server_with_model(|m| m, engine, tweak)
+}
+
+/// The fixture server with its model wrapped (by a scripted model, say).
+pub fn server_with_model(
+    wrap: impl FnOnce(Box<dyn whale_model::CausalLm>) -> Box<dyn whale_model::CausalLm>,
+    engine: EngineConfig,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> Server {
     let dir = model_dir();
-    let model = whale_model::load_model(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let model = wrap(whale_model::load_model(dir.path(), DType::F32, &Device::Cpu).unwrap());
     let tokenizer = whale_text::Tokenizer::from_dir(dir.path()).unwrap();
+    server_from(model, tokenizer, dir, engine, tweak)
+}
+
+/// A server of `model` with `tokenizer` (`dir` lives as long as the server).
+pub fn server_from(
+    model: Box<dyn whale_model::CausalLm>,
+    tokenizer: whale_text::Tokenizer,
+    dir: tempfile::TempDir,
+    engine: EngineConfig,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> Server {
     let handle = Engine::start(model, engine).unwrap();
     let mut cfg = ServerConfig::new(vec![MODEL.into(), "deepseek-reasoner".into()]);
     tweak(&mut cfg);

@@ -3,7 +3,11 @@
 
 mod common;
 
+mod cache_fault;
 mod chat;
 mod completions;
 mod errors;
+mod fim;
 mod ops;
+mod scripted;
+mod tools;
