@@ -69,22 +69,29 @@ unsafe fn dot_32<const N: usize, const TS: usize>(
     unpack: impl Fn(*const u8) -> (f32, __m256i),
 ) -> [f32; N] {
     // Two accumulators per row (even and odd blocks): one block's work is short, and a single
-    // chain would wait on the FMA latency every block.
-    let mut acc = [[_mm256_setzero_ps(); N]; 2];
-    for (b, blk) in w.chunks_exact(TS).enumerate() {
+    // chain would wait on the FMA latency every block. Two named arrays, not an array of two
+    // indexed by the block parity, so they stay in registers.
+    let (mut even, mut odd) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
+    let step = |acc: &mut [__m256; N], b: usize, blk: &[u8]| {
         let (dw, qx) = unpack(blk.as_ptr());
         let ax = _mm256_sign_epi8(qx, qx);
-        let acc = &mut acc[b & 1];
         for i in 0..N {
             let ab = a[i].get_unchecked(b);
             let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
             let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)), _mm256_set1_epi16(1));
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), _mm256_cvtepi32_ps(dot), acc[i]);
         }
+    };
+    let mut blocks = w.chunks_exact(TS).enumerate();
+    while let Some((b, blk)) = blocks.next() {
+        step(&mut even, b, blk);
+        if let Some((b, blk)) = blocks.next() {
+            step(&mut odd, b, blk);
+        }
     }
     let mut out = [0.0f32; N];
     for i in 0..N {
-        out[i] = hsum(_mm256_add_ps(acc[0][i], acc[1][i]));
+        out[i] = hsum(_mm256_add_ps(even[i], odd[i]));
     }
     out
 }

@@ -25,11 +25,11 @@ unsafe fn dot_32<const N: usize, const TS: usize>(
     offset: i32,
     unpack: impl Fn(*const u8) -> (f32, __m256i),
 ) -> [f32; N] {
-    let mut acc = [[_mm256_setzero_ps(); N]; 2];
+    // Even and odd blocks accumulate apart (see `avx2::dot_32`).
+    let (mut even, mut odd) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     let mut acc_off = [0.0f32; N];
-    for (b, blk) in w.chunks_exact(TS).enumerate() {
+    let mut step = |acc: &mut [__m256; N], b: usize, blk: &[u8]| {
         let (dw, qx) = unpack(blk.as_ptr());
-        let acc = &mut acc[b & 1];
         for i in 0..N {
             let ab = a[i].get_unchecked(b);
             let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
@@ -38,10 +38,17 @@ unsafe fn dot_32<const N: usize, const TS: usize>(
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc[i]);
             acc_off[i] += d * (offset * ab.sum) as f32;
         }
+    };
+    let mut blocks = w.chunks_exact(TS).enumerate();
+    while let Some((b, blk)) = blocks.next() {
+        step(&mut even, b, blk);
+        if let Some((b, blk)) = blocks.next() {
+            step(&mut odd, b, blk);
+        }
     }
     let mut out = [0.0f32; N];
     for i in 0..N {
-        out[i] = hsum(_mm256_add_ps(acc[0][i], acc[1][i])) - acc_off[i];
+        out[i] = hsum(_mm256_add_ps(even[i], odd[i])) - acc_off[i];
     }
     out
 }
