@@ -60,15 +60,20 @@ fn policy_checkpoint_round_trips() {
     assert!(n > 0);
 }
 
-/// Rewards outputs that close the think block: the random tiny model rarely does, so GRPO has
-/// something to learn, and nothing else in the pipeline can fake it.
-struct ClosesThink;
-impl Reward for ClosesThink {
+/// Rewards the share of digits in the output: the random tiny model writes a few, so every
+/// group has some spread (GRPO learns only from differences within a group) and there is
+/// room to rise; nothing else in the pipeline can fake it.
+struct Digits;
+impl Reward for Digits {
     fn name(&self) -> &str {
         "accuracy"
     }
     fn score(&self, _: &Problem, output: &str, _: usize) -> f64 {
-        f64::from(u8::from(output.contains("</think>")))
+        let n = output.chars().count();
+        if n == 0 {
+            return 0.0;
+        }
+        output.chars().filter(|c| c.is_ascii_digit()).count() as f64 / n as f64
     }
 }
 
@@ -91,7 +96,7 @@ fn grpo_steps_raise_a_learnable_reward_and_the_engine_follows_the_weights() {
         prompt_style: PromptStyle::R1Zero,
         ..Default::default()
     };
-    let reward = Weighted { parts: vec![(1.0, Box::new(ClosesThink))] };
+    let reward = Weighted { parts: vec![(1.0, Box::new(Digits))] };
     let mut grpo = Grpo::new(cfg.clone(), &policy, reference, engine.clone(), &tok, reward).unwrap();
     let problems: Vec<Problem> = (0..4)
         .map(|i| Problem { id: format!("p{i}"), question: format!("question {i}"), check: Check::Value { gold: "1".into() } })

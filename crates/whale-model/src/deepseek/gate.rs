@@ -74,7 +74,7 @@ impl Gate {
         let logits = x.to_dtype(DType::F32)?.matmul(&self.weight.t()?)?;
         let scores = match self.scoring {
             ScoringFunc::Sigmoid => candle_nn::ops::sigmoid(&logits)?,
-            ScoringFunc::Softmax => candle_nn::ops::softmax_last_dim(&logits)?,
+            ScoringFunc::Softmax => whale_nn::attention::softmax_last_dim(&logits)?,
         };
         let host = scores.to_vec2::<f32>()?;
         let bias = match &self.bias {
