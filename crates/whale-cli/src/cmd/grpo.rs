@@ -168,7 +168,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut saved: Vec<PathBuf> = Vec::new();
     for (step, problems) in train.chunks(args.prompts).enumerate() {
         let (m, groups) = grpo.step(step, problems)?;
-        let mut line = serde_json::to_value(&m)?;
+        let mut line = metrics_line(&m, args.prompts * args.group)?;
         if args.eval_every > 0 && (step + 1) % args.eval_every == 0 {
             line["eval_accuracy"] = held_out_accuracy(&engine, &tok, &held_out, style, args.max_tokens)?.into();
         }
@@ -204,6 +204,15 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// One metrics.jsonl line: the step's GRPO metrics plus the `tokens` / `tokens_per_s` fields
+/// every Whale run logs, so `whale plot RUN` reads GRPO runs like training runs (it requires them).
+fn metrics_line(m: &whale_rl::grpo::StepMetrics, sequences: usize) -> Result<serde_json::Value> {
+    let mut line = serde_json::to_value(m)?;
+    line["tokens"] = ((m.response_length * sequences as f64).round() as u64).into();
+    line["tokens_per_s"] = m.rollout_tokens_per_second.into();
+    Ok(line)
+}
+
 fn held_out_accuracy(
     engine: &whale_engine::EngineHandle,
     tok: &whale_text::tokenizer::Tokenizer,
@@ -218,4 +227,37 @@ fn held_out_accuracy(
         Ok(())
     })?;
     Ok(correct as f64 / problems.len().max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpo_metrics_lines_are_readable_by_whale_plot() {
+        let m = whale_rl::grpo::StepMetrics {
+            step: 3,
+            reward: 1.5,
+            accuracy: 0.5,
+            format: 1.0,
+            response_length: 40.0,
+            kl: 0.01,
+            clip_fraction: 0.0,
+            entropy: 0.7,
+            loss: 0.02,
+            grad_norm: 0.3,
+            lr: 1e-5,
+            zero_signal_groups: 1.0,
+            rollout_seconds: 1.0,
+            train_seconds: 2.0,
+            rollout_tokens_per_second: 640.0,
+        };
+        let dir = std::env::temp_dir().join(format!("whale-grpo-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("metrics.jsonl"), format!("{}\n", metrics_line(&m, 16).unwrap())).unwrap();
+        let recs = whale_train::metrics::read(&dir.join("metrics.jsonl")).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!((recs[0].step, recs[0].tokens, recs[0].tokens_per_s), (3, 640, 640.0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

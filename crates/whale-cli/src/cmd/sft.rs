@@ -176,7 +176,7 @@ pub fn train(
         let secs = t0.elapsed().as_secs_f64();
         let mut line = serde_json::json!({
             "step": step + 1, "loss": s.loss, "lr": s.lr, "grad_norm": s.grad_norm,
-            "tokens_per_s": (a.batch * a.seq_len) as f64 / secs, "expert_load_max_over_mean": s.expert_load_max_over_mean,
+            "tokens": a.batch * a.seq_len, "tokens_per_s": (a.batch * a.seq_len) as f64 / secs, "expert_load_max_over_mean": s.expert_load_max_over_mean,
         });
         if kd_alpha > 0.0 {
             line["kd_loss"] = s.kd_loss.into();
