@@ -102,7 +102,7 @@ pub(crate) fn matmul(
     let row_bytes = cols / ty.block_size() as usize * ty.type_size() as usize;
     let kind = row_dot(ty, backend);
     let pool = threads::pool();
-    let n_threads = pool.as_ref().map(|p| p.current_num_threads()).unwrap_or(1);
+    let n_threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
 
     // Tile height: for decode, ~4 tiles per thread for balance; for prefill, the rows that
     // fit in ~16 KiB so the tile stays cached while all activation rows pass over it.

@@ -1,48 +1,40 @@
 //! The worker threads the matmul kernels split rows over.
 //!
-//! A dedicated rayon pool (not the global one) so `set_num_threads` takes effect for later
-//! calls and the kernels do not compete with other rayon users (candle's own ops) for workers.
-//! Default: `std::thread::available_parallelism()`.
+//! By default the kernels run on rayon's global pool, the one candle's CPU ops (GEMMs,
+//! element-wise maps) use: a model forward then has one set of worker threads, not one per
+//! library contending for the same cores and waking each other up at every matmul.
+//! `set_num_threads(n)` with an `n` other than the global pool's size builds a dedicated pool
+//! (the global pool's size is fixed at its first use; `whale` sets `RAYON_NUM_THREADS` first).
 
 use std::sync::{Arc, Mutex};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
-static POOL: Mutex<Option<(usize, Arc<ThreadPool>)>> = Mutex::new(None);
-
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
+/// `None`: the global pool; `Some`: a dedicated one of that size.
+static POOL: Mutex<Option<Arc<ThreadPool>>> = Mutex::new(None);
 
 /// Sets the number of threads later matmuls use (at least 1).
 pub fn set_num_threads(n: usize) {
     let n = n.max(1);
     let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.as_ref().map(|(k, _)| *k) != Some(n) {
-        *guard = build(n).map(|p| (n, Arc::new(p)));
+    let current = guard.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+    if current == n {
+        return;
     }
+    *guard = if n == rayon::current_num_threads() {
+        None
+    } else {
+        // A pool that cannot be built (the OS refused threads) leaves the global one in use.
+        ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("whale-quant-{i}")).build().ok().map(Arc::new)
+    };
 }
 
 /// The number of threads matmuls use.
 pub fn num_threads() -> usize {
-    pool().map(|p| p.current_num_threads()).unwrap_or(1)
+    pool().map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
 }
 
-fn build(n: usize) -> Option<ThreadPool> {
-    ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("whale-quant-{i}"))
-        .build()
-        .ok()
-}
-
-/// The pool, created on first use; `None` only if the OS refused to start threads, in which
-/// case the kernels run on the calling thread.
+/// The dedicated pool, if `set_num_threads` asked for one; `None` means rayon's global pool.
 pub(crate) fn pool() -> Option<Arc<ThreadPool>> {
-    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.is_none() {
-        let n = default_threads();
-        *guard = build(n).map(|p| (n, Arc::new(p)));
-    }
-    guard.as_ref().map(|(_, p)| p.clone())
+    POOL.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
