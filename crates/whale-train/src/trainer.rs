@@ -31,6 +31,19 @@ use crate::params::{Param, ParamStore};
 use crate::precision::{hook_for, with_precision};
 use crate::schedule::LrSchedule;
 
+/// The summed gradients of one batch and its losses (means over the batch).
+pub struct BatchGradients {
+    /// Gradients of the trainable parameters (see [`Trainer::trainable`]), not clipped.
+    pub grads: GradStore,
+    /// Main next-token cross-entropy.
+    pub loss: f64,
+    /// λ-weighted MTP loss, when trained.
+    pub mtp_loss: Option<f64>,
+    /// Sequence-wise balance loss, when on.
+    pub aux_loss: Option<f64>,
+    loads: LoadCounter,
+}
+
 pub struct Trainer {
     pub cfg: RunConfig,
     config_file: PathBuf,
@@ -227,6 +240,11 @@ impl Trainer {
         &self.params
     }
 
+    /// The parameters AdamW updates (all but the gate biases), name order.
+    pub fn trainable(&self) -> &[Param] {
+        &self.trainable
+    }
+
     pub fn shards(&self) -> &TokenShards {
         &self.shards
     }
@@ -287,18 +305,55 @@ impl Trainer {
         Ok((loss, main_v, mtp_v, aux_v))
     }
 
-    /// One optimizer step: `batch_size` sequences in `batch_size / micro_batch` micro-batches.
+    /// One optimizer step: the loader's next `batch_size` sequences in
+    /// `batch_size / micro_batch` micro-batches.
     pub fn train_step(&mut self) -> Result<StepRecord> {
         let start = Instant::now();
-        let lr = self.sched.lr_at(self.step);
+        let windows = self
+            .loader
+            .next_batch(&self.shards.train, self.cfg.train.batch_size)?;
+        self.step_from(&windows, start)
+    }
+
+    /// One optimizer step on the given windows (each `seq_len + 1` tokens, `batch_size` of
+    /// them) instead of the loader's: what the HF-transformers goldens test drives. The loader
+    /// does not move.
+    pub fn train_step_on(&mut self, windows: Vec<Vec<u32>>) -> Result<StepRecord> {
+        self.check_windows(&windows)?;
+        self.step_from(&windows, Instant::now())
+    }
+
+    /// The accumulated gradients and losses of one batch of windows (each `seq_len + 1`
+    /// tokens) in micro-batches of `micro_batch`, before clipping: what [`Trainer::train_step_on`]
+    /// would apply. Nothing is updated.
+    pub fn gradients_on(&self, windows: &[Vec<u32>]) -> Result<BatchGradients> {
+        self.check_windows(windows)?;
+        self.accumulate(windows)
+    }
+
+    fn check_windows(&self, windows: &[Vec<u32>]) -> Result<()> {
+        let (n, width) = (self.cfg.train.batch_size, self.cfg.train.seq_len + 1);
+        if windows.len() != n || windows.iter().any(|w| w.len() != width) {
+            return Err(TrainError::data(
+                "<batch>",
+                format!(
+                    "expected {n} windows of {width} tokens (train.batch_size, train.seq_len + 1)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forward/backward over `windows` in micro-batches, the gradients summed with weight
+    /// `1 / n_micro` each.
+    fn accumulate(&self, windows: &[Vec<u32>]) -> Result<BatchGradients> {
         let mb = self.cfg.micro_batch();
-        let n_micro = self.cfg.train.batch_size / mb;
+        let n_micro = windows.len().div_ceil(mb);
         let mut grads: Option<GradStore> = None;
         let mut loads = LoadCounter::default();
         let (mut ce, mut mtp, mut aux) = (0.0, None::<f64>, None::<f64>);
-        for _ in 0..n_micro {
-            let seqs = self.loader.next_batch(&self.shards.train, mb)?;
-            let (loss, c, m, a) = self.micro_losses(&seqs, Some(&mut loads))?;
+        for seqs in windows.chunks(mb) {
+            let (loss, c, m, a) = self.micro_losses(seqs, Some(&mut loads))?;
             // Every micro-batch holds the same number of tokens, so the mean of their means
             // is the batch mean.
             let share = 1.0 / n_micro as f64;
@@ -326,6 +381,25 @@ impl Trainer {
                 }
             });
         }
+        let grads = grads.ok_or_else(|| TrainError::data("<batch>", "no micro-batch"))?;
+        Ok(BatchGradients {
+            grads,
+            loss: ce,
+            mtp_loss: mtp,
+            aux_loss: aux,
+            loads,
+        })
+    }
+
+    fn step_from(&mut self, windows: &[Vec<u32>], start: Instant) -> Result<StepRecord> {
+        let lr = self.sched.lr_at(self.step);
+        let BatchGradients {
+            mut grads,
+            loss: ce,
+            mtp_loss: mtp,
+            aux_loss: aux,
+            loads,
+        } = self.accumulate(windows)?;
         let next_step = self.step + 1;
         if !ce.is_finite() {
             return Err(TrainError::Diverged {
@@ -334,7 +408,6 @@ impl Trainer {
                 value: ce,
             });
         }
-        let mut grads = grads.ok_or_else(|| TrainError::data("<batch>", "no micro-batch"))?;
         let grad_norm = clip_grad_norm(&self.trainable, &mut grads, self.cfg.optim.grad_clip)?;
         if !grad_norm.is_finite() {
             return Err(TrainError::Diverged {
