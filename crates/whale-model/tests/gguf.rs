@@ -221,3 +221,28 @@ fn deepseek_q8_0_combined_kv_b_is_close_to_transformers() {
     }
     assert!(checked >= 20, "only {checked} of 24 tokens are routed like transformers");
 }
+
+/// A sequence's logits do not depend on what else is in the batch (bit for bit): the
+/// quantized matmuls pick their implementation by format, never by row count, so a request
+/// served beside others decodes exactly as it does alone at temperature 0.
+#[test]
+fn quantized_logits_do_not_depend_on_the_batch() {
+    for name in ["qwen2_tiny.q8_0.gguf", "deepseek_v2_lite_tiny.kvb.q8_0.gguf"] {
+        let model = load_gguf(&gguf(name), DType::F32, &Device::Cpu).unwrap();
+        let prompts: [&[u32]; 4] = [&[5, 9, 13, 2, 44, 7], &[42], &[100, 3], &[17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33]];
+        let alone: Vec<Vec<f32>> = prompts
+            .iter()
+            .map(|p| {
+                let mut cache = model.new_cache();
+                to_vec(&model.forward_seqs(&mut [SeqStep { ids: p, cache: &mut cache }]).unwrap())
+            })
+            .collect();
+        let mut caches: Vec<_> = prompts.iter().map(|_| model.new_cache()).collect();
+        let mut steps: Vec<SeqStep> = prompts.iter().zip(caches.iter_mut()).map(|(ids, cache)| SeqStep { ids, cache }).collect();
+        let together = to_vec(&model.forward_seqs(&mut steps).unwrap());
+        let vocab = alone[0].len();
+        for (i, a) in alone.iter().enumerate() {
+            assert!(a[..] == together[i * vocab..(i + 1) * vocab], "{name}: sequence {i} differs when batched");
+        }
+    }
+}

@@ -37,23 +37,24 @@ impl Backend {
         }
     }
 
-    /// The faster implementation for `ty` at `m` activation rows on this CPU, as measured
-    /// by `examples/qbench.rs` (docs/benchmarks.md): candle's kernels for the prefill of the
-    /// formats where they win, Whale's elsewhere (candle has no SIMD Q5_0, Q4_1, Q5_1, and is
-    /// slower for the prefill of Q4_0 and Q5_K).
+    /// The implementation `QMatrix::matmul` runs for `ty`, as measured by
+    /// `examples/qbench.rs` (docs/benchmarks.md): candle's kernels for the formats where they
+    /// win (Q8_0 and the K-quants but Q5_K, thanks to its AMX/VNNI repacking on x86), Whale's
+    /// elsewhere (candle has no SIMD Q5_0, Q4_1, Q5_1, and is slower for Q4_0 and Q5_K).
+    ///
+    /// The choice depends on the format only, never on the number of rows `m`: a row's
+    /// result must not depend on what else is in the batch, or a request would get other
+    /// tokens at temperature 0 when served beside others than alone (both libraries compute
+    /// each row the same way whatever `m` is).
     ///
     /// `WHALE_QUANT_BACKEND=candle|vnni|avx2|portable` forces one (for comparisons and
     /// debugging; an unavailable choice falls back to the portable kernels).
-    pub fn auto(ty: GgmlType, m: usize) -> Backend {
+    pub fn auto(ty: GgmlType, _m: usize) -> Backend {
         use GgmlType as T;
         if let Some(forced) = forced_backend() {
             return forced;
         }
-        // Decode stays on Whale's kernels: a model's matrices come in several formats, and
-        // switching between candle's spinning thread pool and Whale's for every matmul of a
-        // token costs more than candle's faster single-row kernels save.
-        let candle = m > 1 && matches!(ty, T::Q8_0 | T::Q4_K | T::Q6_K | T::Q2_K | T::Q3_K);
-        if candle {
+        if matches!(ty, T::Q8_0 | T::Q4_K | T::Q6_K | T::Q2_K | T::Q3_K) {
             Backend::Candle
         } else {
             Backend::best()
