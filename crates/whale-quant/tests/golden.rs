@@ -20,21 +20,8 @@ fn floats(name: &str) -> Vec<f32> {
     fixture(name).chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
-const ALL: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
+/// Every format the crate supports (a new one is tested here without a list to update).
+const ALL: &[GgmlType] = whale_quant::SUPPORTED;
 
 #[test]
 fn dequantize_matches_gguf_py_bit_for_bit() {

@@ -72,21 +72,8 @@ fn check(ty: GgmlType, got: &[f32], want: &[f32], w: &QMatrix, x: &[f32], m: usi
     }
 }
 
-const TYPES: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
+/// Every format the crate supports (a new one is tested here without a list to update).
+const TYPES: &[GgmlType] = whale_quant::SUPPORTED;
 
 #[test]
 fn every_kernel_matches_the_reference_twin() {
