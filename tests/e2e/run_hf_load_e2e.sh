@@ -16,7 +16,9 @@ PYTHON="${PYTHON:-python3}"
   exit 1
 }
 cargo build -p whale-cli --bin whale
-WHALE="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/whale"
+TARGET="${CARGO_TARGET_DIR:-target}"
+case "$TARGET" in /*) ;; *) TARGET="$(pwd)/$TARGET" ;; esac
+WHALE="$TARGET/debug/whale"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
