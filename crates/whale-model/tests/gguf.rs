@@ -13,7 +13,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use common::*;
 use whale_core::config::ModelConfig;
 use whale_core::gguf::GgufFile;
@@ -32,23 +32,6 @@ fn logits_of(model: &dyn CausalLm, g: &serde_json::Value) -> Vec<f32> {
     to_vec(&model.lm_head(&out.hidden).unwrap())
 }
 
-fn greedy_with_cache(model: &dyn CausalLm, prompt: &Tensor, steps: usize) -> Vec<Vec<u32>> {
-    let rows = prompt.to_vec2::<u32>().unwrap();
-    let mut caches: Vec<_> = rows.iter().map(|_| model.new_cache()).collect();
-    let mut inputs = rows.clone();
-    let mut out = vec![Vec::new(); rows.len()];
-    for _ in 0..steps {
-        let mut batch: Vec<SeqStep> =
-            inputs.iter().zip(caches.iter_mut()).map(|(ids, cache)| SeqStep { ids, cache }).collect();
-        let logits = model.forward_seqs(&mut batch).unwrap();
-        let next = whale_model::causal_lm::argmax_last(&logits).unwrap();
-        for ((o, input), &n) in out.iter_mut().zip(inputs.iter_mut()).zip(&next) {
-            o.push(n);
-            *input = vec![n];
-        }
-    }
-    out
-}
 
 #[test]
 fn qwen2_f32_gguf_matches_transformers_and_safetensors() {

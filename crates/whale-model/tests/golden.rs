@@ -47,28 +47,6 @@ fn logits_and_hidden_states_match_transformers() {
     }
 }
 
-/// Prefill both prompts, then decode one token at a time, each sequence through its own
-/// KV cache, both in one batched forward per step.
-fn greedy_with_cache(model: &dyn CausalLm, prompt: &Tensor, steps: usize) -> Vec<Vec<u32>> {
-    let rows = prompt.to_vec2::<u32>().unwrap();
-    let mut caches: Vec<_> = rows.iter().map(|_| model.new_cache()).collect();
-    let mut inputs = rows.clone();
-    let mut out = vec![Vec::new(); rows.len()];
-    for _ in 0..steps {
-        let mut batch: Vec<SeqStep> =
-            inputs.iter().zip(caches.iter_mut()).map(|(ids, cache)| SeqStep { ids, cache }).collect();
-        let logits = model.forward_seqs(&mut batch).unwrap();
-        let next = whale_model::causal_lm::argmax_last(&logits).unwrap();
-        for ((o, input), &n) in out.iter_mut().zip(inputs.iter_mut()).zip(&next) {
-            o.push(n);
-            *input = vec![n];
-        }
-    }
-    for c in &caches {
-        assert_eq!(c.seq_len(), prompt.dim(1).unwrap() + steps - 1);
-    }
-    out
-}
 
 #[test]
 fn greedy_continuation_with_kv_cache_matches_transformers() {

@@ -3,6 +3,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
+use whale_model::causal_lm::argmax_last;
+use whale_model::{CausalLm, SeqStep};
 use std::path::PathBuf;
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -39,4 +41,27 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 pub fn to_vec(t: &Tensor) -> Vec<f32> {
     t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// Prefill both prompts, then decode one token at a time, each sequence through its own
+/// KV cache, both in one batched forward per step.
+pub fn greedy_with_cache(model: &dyn CausalLm, prompt: &Tensor, steps: usize) -> Vec<Vec<u32>> {
+    let rows = prompt.to_vec2::<u32>().unwrap();
+    let mut caches: Vec<_> = rows.iter().map(|_| model.new_cache()).collect();
+    let mut inputs = rows.clone();
+    let mut out = vec![Vec::new(); rows.len()];
+    for _ in 0..steps {
+        let mut batch: Vec<SeqStep> =
+            inputs.iter().zip(caches.iter_mut()).map(|(ids, cache)| SeqStep { ids, cache }).collect();
+        let logits = model.forward_seqs(&mut batch).unwrap();
+        let next = argmax_last(&logits).unwrap();
+        for ((o, input), &n) in out.iter_mut().zip(inputs.iter_mut()).zip(&next) {
+            o.push(n);
+            *input = vec![n];
+        }
+    }
+    for c in &caches {
+        assert_eq!(c.seq_len(), prompt.dim(1).unwrap() + steps - 1);
+    }
+    out
 }
