@@ -43,8 +43,8 @@ impl Embedding {
             Table::Dense(t) => t,
             Table::Quant { q, dtype, device, dense } => dense.get_or_init(|| {
                 // QMatrix checked its byte length against rows × cols at construction.
-                Tensor::from_vec(q.dequantize(), (q.rows(), q.cols()), device)
-                    .and_then(|t| t.to_dtype(*dtype))
+                q.dequantize_tensor(device)
+                    .and_then(|t| Ok(t.to_dtype(*dtype)?))
                     .expect("QMatrix::dequantize yields rows × cols values")
             }),
         }

@@ -71,7 +71,11 @@ impl Linear {
     pub fn weight(&self) -> &Tensor {
         match &self.weight {
             LinearWeight::Dense(t) => t,
-            LinearWeight::Quant { q, dense } => dense.get_or_init(|| dequantized(q)),
+            // QMatrix checked its byte length against rows × cols at construction, so the
+            // values always fill the shape.
+            LinearWeight::Quant { q, dense } => {
+                dense.get_or_init(|| q.dequantize_tensor(&Device::Cpu).expect("QMatrix::dequantize yields rows × cols values"))
+            }
         }
     }
 
@@ -144,11 +148,4 @@ fn hooked_gemm(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
         Some(hook) => hook.gemm(x, w),
         None => Ok(None),
     }
-}
-
-/// The f32 matrix of a quantized weight.
-fn dequantized(q: &QMatrix) -> Tensor {
-    // QMatrix checked its byte length against rows × cols at construction, so the values
-    // always fill the shape.
-    Tensor::from_vec(q.dequantize(), (q.rows(), q.cols()), &Device::Cpu).expect("QMatrix::dequantize yields rows × cols values")
 }

@@ -4,7 +4,7 @@
 //! kept exactly as stored in the file (in a candle `QTensor`, so either implementation can
 //! run on the one copy), and `matmul` multiplies activations `(m, cols)` into `(m, rows)`
 //! with whichever of Whale's kernels (`crate::kernels`) and candle's is faster for the
-//! format and the number of rows ([`Backend::auto`], from `examples/qbench.rs`).
+//! format ([`Backend::auto`], from `examples/qbench.rs`).
 
 use std::sync::Arc;
 
@@ -122,6 +122,11 @@ impl QMatrix {
         out
     }
 
+    /// All weights as an f32 `(rows, cols)` tensor on `device`.
+    pub fn dequantize_tensor(&self, device: &Device) -> Result<Tensor, QuantError> {
+        Ok(Tensor::from_vec(self.dequantize(), (self.rows, self.cols), device)?)
+    }
+
     /// Row `r` as f32 into `out` (`cols` values; bit-exact with ggml's dequantization).
     pub fn dequantize_row_into(&self, r: usize, out: &mut [f32]) -> Result<(), QuantError> {
         if r >= self.rows || out.len() != self.cols {
@@ -138,8 +143,7 @@ impl QMatrix {
 
     /// `x · Wᵀ`: `x` is `(m, cols)` f32 on the CPU (any layout); returns `(m, rows)` f32.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor, QuantError> {
-        let m = x.dims2().map_err(|_| self.shape_err(x))?.0;
-        self.matmul_with(x, Backend::auto(self.ty, m))
+        self.matmul_with(x, Backend::auto(self.ty))
     }
 
     /// [`QMatrix::matmul`] on a chosen backend (for tests and benchmarks).

@@ -42,14 +42,14 @@ impl Backend {
     /// win (Q8_0 and the K-quants but Q5_K, thanks to its AMX/VNNI repacking on x86), Whale's
     /// elsewhere (candle has no SIMD Q5_0, Q4_1, Q5_1, and is slower for Q4_0 and Q5_K).
     ///
-    /// The choice depends on the format only, never on the number of rows `m`: a row's
+    /// The choice depends on the format only, never on the number of rows: a row's
     /// result must not depend on what else is in the batch, or a request would get other
     /// tokens at temperature 0 when served beside others than alone (both libraries compute
     /// each row the same way whatever `m` is).
     ///
     /// `WHALE_QUANT_BACKEND=candle|vnni|avx2|portable` forces one (for comparisons and
     /// debugging; an unavailable choice falls back to the portable kernels).
-    pub fn auto(ty: GgmlType, _m: usize) -> Backend {
+    pub fn auto(ty: GgmlType) -> Backend {
         use GgmlType as T;
         if let Some(forced) = forced_backend() {
             return forced;
@@ -163,10 +163,10 @@ pub(crate) fn row_dot(ty: GgmlType, backend: Backend) -> RowDot {
     }
 }
 
-/// A short name of the kernel `ty` runs with on this CPU at `m` rows (for benchmarks).
-pub fn kernel_name(ty: GgmlType, m: usize) -> &'static str {
+/// A short name of the kernel `ty` runs with on this CPU (for benchmarks).
+pub fn kernel_name(ty: GgmlType) -> &'static str {
     use GgmlType as T;
-    if Backend::auto(ty, m) == Backend::Candle {
+    if Backend::auto(ty) == Backend::Candle {
         return "candle";
     }
     let simd = matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K | T::F32 | T::F16 | T::BF16);
