@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GUIDES = {"serve": "serve.md", "train": "train.md", "bench": "benchmarks.md"}
+GUIDES = {
+    "logits": "run.md", "generate": "run.md", "chat": "run.md", "tokenize": "run.md",
+    "serve": "serve.md",
+    "bench": "gguf.md", "perplexity": "gguf.md", "quantize": "gguf.md",
+    "tokenizer": "train.md", "train": "train.md", "plot": "train.md",
+    "eval": "reasoning.md", "grpo": "reasoning.md", "sft": "reasoning.md",
+    "rejection-sample": "reasoning.md", "distill": "reasoning.md",
+    "demo": "demo.md",
+}
 
 
 def main():

@@ -31,12 +31,19 @@ pub struct EngineArgs {
     /// Do not decode greedy requests speculatively with the model's MTP module.
     #[arg(long)]
     pub no_speculative: bool,
+    /// Most tokens per sequence, prompt and answer together [default: the model's context,
+    /// lowered if its KV cache for --max-batch sequences would not fit in memory].
+    #[arg(long)]
+    pub ctx_size: Option<usize>,
 }
 
 impl EngineArgs {
     pub fn config(&self, model: &ModelArgs) -> Result<EngineConfig> {
         if !(self.cache_disk_gb > 0.0 && self.cache_disk_gb.is_finite()) {
             bail!("--cache-disk-gb must be a positive number of GiB, got {}", self.cache_disk_gb);
+        }
+        if self.ctx_size == Some(0) {
+            bail!("--ctx-size must be at least 1 token");
         }
         let prefix_cache = if self.cache_ram_mb == 0 && self.cache_dir.is_none() {
             None
@@ -56,6 +63,7 @@ impl EngineArgs {
             prefill_chunk: self.prefill_chunk,
             prefix_cache,
             speculative: !self.no_speculative,
+            max_context: self.ctx_size,
         })
     }
 }

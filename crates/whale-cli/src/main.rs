@@ -1,8 +1,10 @@
 //! `whale`: one binary for running, serving, training and evaluating DeepSeek-architecture
 //! models. Each subcommand lives in `cmd/`.
 
+mod builtin;
 mod cmd;
 mod engine_args;
+mod memory;
 mod model_args;
 mod sampling_args;
 mod session;
@@ -51,11 +53,36 @@ enum Command {
     Train(cmd::train::Args),
     /// Draw PNG charts of a training run's metrics.
     Plot(cmd::plot::Args),
+    /// The whole system at toy scale: pretrain, SFT, GRPO, distill, quantize, evaluate, serve.
+    Demo(cmd::demo::Args),
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    if let Err(e) = dispatch(Cli::parse().command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs one `whale` command line in this process (`whale demo` chains its stages this way, so
+/// each stage is exactly the command it prints).
+pub(crate) fn run_argv<S: AsRef<str>>(argv: &[S]) -> anyhow::Result<()> {
+    let words = std::iter::once("whale").chain(argv.iter().map(AsRef::as_ref));
+    let cli = Cli::try_parse_from(words).map_err(|e| anyhow::anyhow!("{e}"))?;
+    dispatch(cli.command)
+}
+
+/// Parses one `whale serve` command line into its arguments.
+pub(crate) fn serve_args<S: AsRef<str>>(argv: &[S]) -> anyhow::Result<cmd::serve::Args> {
+    let words = ["whale", "serve"].into_iter().chain(argv.iter().map(AsRef::as_ref));
+    match Cli::try_parse_from(words).map_err(|e| anyhow::anyhow!("{e}"))?.command {
+        Command::Serve(a) => Ok(a),
+        _ => unreachable!("the first word is serve"),
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Logits(a) => cmd::logits::run(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Chat(a) => cmd::chat::run(a),
@@ -72,10 +99,7 @@ fn main() {
         Command::Distill(a) => cmd::distill::run_distill(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Plot(a) => cmd::plot::run(a),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        Command::Demo(a) => cmd::demo::run(a),
     }
 }
 

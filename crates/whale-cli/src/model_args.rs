@@ -8,8 +8,8 @@ use whale_model::{load_model, CausalLm};
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// HF model folder (config.json + *.safetensors) or a .gguf file.
-    #[arg(long)]
+    /// HF model folder (config.json + *.safetensors) or a .gguf file [default: whale-r1-tiny, the built-in model].
+    #[arg(long, default_value = crate::builtin::NAME, hide_default_value = true, value_parser = crate::builtin::model_path)]
     pub model: PathBuf,
     /// Compute dtype: f32, f16 or bf16 (weights are converted on load).
     #[arg(long, default_value = "f32")]
@@ -61,6 +61,7 @@ impl ModelArgs {
             whale_quant::set_num_threads(n);
         }
         let dtype = self.dtype()?;
+        crate::memory::check_weights(&self.model, dtype, crate::memory::available())?;
         load_model(&self.model, dtype, &self.device()?).with_context(|| format!("loading model {}", self.model.display()))
     }
 }

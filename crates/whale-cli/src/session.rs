@@ -45,7 +45,8 @@ impl TextModel {
         Self::with_engine(model, tokenizer, EngineConfig::default())
     }
 
-    pub fn with_engine(model: Box<dyn CausalLm>, tokenizer: Tokenizer, cfg: EngineConfig) -> Result<Self> {
+    /// Also sizes the context to the memory there is (`crate::memory::context_for`).
+    pub fn with_engine(model: Box<dyn CausalLm>, tokenizer: Tokenizer, mut cfg: EngineConfig) -> Result<Self> {
         let (tv, mv) = (tokenizer.vocab_size(), model.info().vocab_size);
         if tv > mv {
             bail!(
@@ -53,6 +54,9 @@ impl TextModel {
                 tokenizer.source().display()
             );
         }
+        let per_token = model.new_cache().bytes_per_token();
+        let context = model.info().max_position_embeddings;
+        cfg.max_context = Some(crate::memory::context_for(context, cfg.max_context, per_token, cfg.max_batch, crate::memory::available())?);
         let engine = Engine::start(model, cfg).context("starting the engine")?;
         Ok(Self { engine, tokenizer })
     }

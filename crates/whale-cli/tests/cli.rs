@@ -258,7 +258,7 @@ fn chat_errors_are_clear() {
     let dir = chat_model();
     let long = "What is 2 plus 3? ".repeat(40);
     let (ok, _, err) = whale_stdin(&["chat", "--model", dir.to_str().unwrap()], &format!("{long}\n"));
-    assert!(!ok && err.contains("but the model's context (max_position_embeddings) is 256"), "{err}");
+    assert!(!ok && err.contains("but the context is 256"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -19,7 +19,7 @@ use whale_nn::KvCache;
 pub enum GenerateError {
     #[error("the prompt is empty: give at least one token")]
     EmptyPrompt,
-    #[error("the prompt is {prompt} tokens, but the model's context (max_position_embeddings) is {limit}: shorten it by at least {} tokens", prompt + 1 - limit)]
+    #[error("the prompt is {prompt} tokens, but the context is {limit} (the model's max_position_embeddings, or the engine's limit when lower): shorten it by at least {} tokens", prompt + 1 - limit)]
     PromptTooLong { prompt: usize, limit: usize },
     #[error("prompt token id {token} is out of range: the model's vocabulary has {vocab} ids")]
     TokenOutOfRange { token: u32, vocab: usize },

@@ -30,11 +30,14 @@ pub struct EngineConfig {
     pub prefix_cache: Option<PrefixCacheConfig>,
     /// Decode greedy requests with the model's MTP module as the drafter, when it has one.
     pub speculative: bool,
+    /// Most tokens per sequence, prompt and output together; `None`: the model's
+    /// `max_position_embeddings`. A lower limit bounds each sequence's KV cache.
+    pub max_context: Option<usize>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { max_batch: 8, max_queue: 64, prefill_chunk: 256, prefix_cache: None, speculative: true }
+        EngineConfig { max_batch: 8, max_queue: 64, prefill_chunk: 256, prefix_cache: None, speculative: true, max_context: None }
     }
 }
 
@@ -69,7 +72,13 @@ impl Engine {
                 cfg.max_batch, cfg.max_queue, cfg.prefill_chunk
             )));
         }
-        let info = Arc::new(model.info().clone());
+        if cfg.max_context == Some(0) {
+            return Err(EngineError::Config("max_context must be at least 1 token".into()));
+        }
+        // Callers see the context the engine enforces, which may be below the model's.
+        let mut info = model.info().clone();
+        info.max_position_embeddings = context_limit(&info, &cfg);
+        let info = Arc::new(info);
         let stats = Arc::new(EngineStats::default());
         let waiting = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel::<Job>();
@@ -79,6 +88,11 @@ impl Engine {
             inner: Arc::new(Inner { tx, stats, waiting, info, max_queue: cfg.max_queue, next_id: AtomicU64::new(0) }),
         })
     }
+}
+
+/// The most tokens a sequence may hold: the model's context, or `cfg.max_context` if lower.
+pub(crate) fn context_limit(info: &ModelInfo, cfg: &EngineConfig) -> usize {
+    cfg.max_context.map_or(info.max_position_embeddings, |c| c.min(info.max_position_embeddings))
 }
 
 struct Inner {

@@ -134,7 +134,7 @@ impl Scheduler {
             tokens: req.prompt,
             cache_hit,
             max_tokens: req.options.max_tokens,
-            max_positions: self.model.info().max_position_embeddings,
+            max_positions: crate::handle::context_limit(self.model.info(), &self.cfg),
             finished: None,
             use_prefix_cache: req.use_prefix_cache,
             prompt_stored: false,

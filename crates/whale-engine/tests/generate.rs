@@ -92,7 +92,7 @@ fn the_context_limit_is_enforced() {
     let m = model("qwen2_tiny");
     let e = Generator::new(m.as_ref(), &vec![1; 256], SamplingParams::greedy(), GenerationOptions::default()).err().unwrap();
     assert!(matches!(e, GenerateError::PromptTooLong { prompt: 256, limit: 256 }));
-    assert!(e.to_string().contains("the prompt is 256 tokens, but the model's context (max_position_embeddings) is 256"), "{e}");
+    assert!(e.to_string().contains("the prompt is 256 tokens, but the context is 256"), "{e}");
     assert!(matches!(
         Generator::new(m.as_ref(), &[], SamplingParams::greedy(), GenerationOptions::default()).err().unwrap(),
         GenerateError::EmptyPrompt

@@ -16,8 +16,13 @@ pub fn load_model(dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn C
         return crate::gguf::load_gguf(dir, dtype, device);
     }
     if !config_path.exists() {
-        let why = if dir.is_file() {
-            "is a file; --model expects an HF model folder (config.json + *.safetensors)".to_string()
+        let why = if dir.is_file() && dir.extension().is_some_and(|e| e == "safetensors") {
+            let folder = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            format!("is a weights file; --model expects the folder that holds it with its config.json ({})", folder.display())
+        } else if dir.is_file() {
+            "is neither a GGUF file (it does not start with \"GGUF\") nor a folder; --model expects an HF model folder \
+             (config.json + *.safetensors) or a .gguf file"
+                .to_string()
         } else if !dir.exists() {
             "does not exist".to_string()
         } else {

@@ -31,7 +31,7 @@ pub mod validation;
 pub use auth::ApiKeys;
 pub use error::ApiError;
 pub use pricing::{PriceTable, Prices};
-pub use serve::{bind, run, serve, ServerError};
+pub use serve::{bind, run, serve, serve_until, spawn, Background, ServerError};
 pub use state::{AppState, ServerConfig};
 
 use axum::extract::DefaultBodyLimit;

@@ -45,10 +45,80 @@ pub fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, ServerError>
 
 /// Serves the API on `listener` until Ctrl-C (or SIGTERM), then finishes open requests.
 pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), ServerError> {
+    serve_until(listener, state, shutdown_signal()).await
+}
+
+/// Serves until `shutdown` resolves, then finishes open requests.
+pub async fn serve_until(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     axum::serve(listener, crate::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve)
+}
+
+/// A server running on a thread of its own (`whale demo`, tests): it answers on [`Self::addr`]
+/// until [`Self::stop`].
+pub struct Background {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Background {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, finishes open requests and joins the thread.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(ServerError::Serve(std::io::Error::other("the server thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Serves on `listener` from a background thread with its own runtime.
+pub fn spawn(listener: std::net::TcpListener, state: AppState) -> Result<Background, ServerError> {
+    let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    listener.set_nonblocking(true).map_err(ServerError::Serve)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("whale-serve".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(listener).map_err(ServerError::Serve)?;
+                serve_until(listener, state, async move {
+                    let _ = rx.await;
+                })
+                .await
+            })
+        })
+        .map_err(ServerError::Runtime)?;
+    Ok(Background { addr, stop: Some(tx), thread: Some(thread) })
 }
 
 async fn shutdown_signal() {

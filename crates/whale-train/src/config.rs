@@ -288,8 +288,9 @@ impl RunConfig {
         };
         let base = file.parent().unwrap_or(Path::new("."));
         let mut cfg = RunConfig {
+            // `out = "."` is the run.toml's own folder (no `dir/./checkpoints` in messages).
             out: if out.is_relative() {
-                base.join(out)
+                base.join(out).components().filter(|c| *c != std::path::Component::CurDir).collect()
             } else {
                 out
             },

@@ -98,10 +98,10 @@ pub fn run(args: Args) -> Result<()> {
         if let Err(e) = result {
             // A failed turn (e.g. the conversation outgrew the context) leaves the history
             // as it was; the user decides what to do.
-            eprintln!("error: {e:#}");
             if !interactive {
-                return Err(e);
+                return Err(e); // main prints it
             }
+            eprintln!("error: {e:#}");
         }
     }
     Ok(())

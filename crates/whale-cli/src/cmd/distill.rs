@@ -101,7 +101,7 @@ pub struct DistillArgs {
 fn rejection_sample(model: &ModelArgs, engine_args: &EngineArgs, s: &SampleArgs, out: &Path) -> Result<(usize, usize)> {
     let task = task_by_name(&s.task, &s.question_field, &s.answer_field)?;
     let problems = task.problems(Split::Train, s.problems)?;
-    let tok = tokenizer_for(if model.model.is_dir() { &model.model } else { model.model.parent().unwrap_or(&model.model) }, s.tokenizer.as_deref())?;
+    let tok = tokenizer_for(&model.model, s.tokenizer.as_deref())?;
     let style = match s.prompt_style.as_deref() {
         Some("chat") => PromptStyle::Chat,
         Some(_) => PromptStyle::R1Zero,

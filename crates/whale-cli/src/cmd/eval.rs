@@ -70,7 +70,8 @@ pub fn run(args: Args) -> Result<()> {
     let task = task_by_name(&args.task, &args.question_field, &args.answer_field)?;
     let split = if args.split == "train" { Split::Train } else { Split::Test };
     let problems = task.problems(split, args.problems)?;
-    let tok = tokenizer_for(model_dir(&args.model.model), args.tokenizer.as_deref())?;
+    // A folder's tokenizer.json, or a GGUF file's own tokenizer.
+    let tok = tokenizer_for(&args.model.model, args.tokenizer.as_deref())?;
     let style = match args.prompt_style.as_deref() {
         Some("chat") => PromptStyle::Chat,
         Some(_) => PromptStyle::R1Zero,
@@ -131,14 +132,6 @@ pub fn run(args: Args) -> Result<()> {
     print!("{}", report.summary());
     eprintln!("report: {}  samples: {}", report_path.display(), samples_path.display());
     Ok(())
-}
-
-fn model_dir(p: &Path) -> &Path {
-    if p.is_file() {
-        p.parent().unwrap_or(p)
-    } else {
-        p
-    }
 }
 
 fn read_samples(path: &Path) -> Result<Vec<SampleRecord>> {

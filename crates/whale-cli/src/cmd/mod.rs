@@ -13,3 +13,4 @@ pub mod tokenize;
 pub mod tokenizer;
 pub mod train;
 pub mod plot;
+pub mod demo;

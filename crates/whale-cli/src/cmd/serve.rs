@@ -42,8 +42,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let (listener, state) = prepare(&args)?;
+    whale_server::run(listener, state)?;
+    Ok(())
+}
+
+/// Binds the port, loads the model and builds the server state, saying what is served where.
+pub fn prepare(args: &Args) -> Result<(std::net::TcpListener, AppState)> {
     let listener = whale_server::bind(&args.host, args.port)?;
-    let mut cfg = ServerConfig::new(model_names(&args));
+    let mut cfg = ServerConfig::new(model_names(args));
     cfg.default_max_tokens = args.default_max_tokens;
     cfg.max_body_bytes = args.max_body_mb << 20;
     if let Some(p) = &args.price_file {
@@ -80,9 +87,7 @@ pub fn run(args: Args) -> Result<()> {
         args.model.model.display(),
         cfg.model_names.join(", ")
     );
-    let state = AppState::new(tm.engine, tm.tokenizer, cfg);
-    whale_server::run(listener, state)?;
-    Ok(())
+    Ok((listener, AppState::new(tm.engine, tm.tokenizer, cfg)))
 }
 
 fn model_names(args: &Args) -> Vec<String> {

@@ -12,6 +12,23 @@ pub struct Arithmetic {
     pub multiply: bool,
 }
 
+impl Arithmetic {
+    /// The operands and operator of a question this task wrote (`What is 47 + 38?`).
+    pub fn parse(question: &str) -> Option<(i64, char, i64)> {
+        let body = question.strip_prefix("What is ")?.strip_suffix('?')?;
+        let mut parts = body.split(' ');
+        let (a, op, b) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let op = match op {
+            "+" | "-" | "*" => op.chars().next()?,
+            _ => return None,
+        };
+        Some((a.parse().ok()?, op, b.parse().ok()?))
+    }
+}
+
 impl ProblemGenerator for Arithmetic {
     fn name(&self) -> String {
         if self.multiply {

@@ -5,12 +5,14 @@ mod countdown;
 mod dataset;
 mod linear;
 mod word_problems;
+mod worked;
 
 pub use arithmetic::Arithmetic;
 pub use countdown::Countdown;
 pub use dataset::{gold_answer, Dataset};
 pub use linear::Linear;
 pub use word_problems::WordProblems;
+pub use worked::worked_solution;
 
 use crate::task::{Generated, Task};
 use crate::EvalError;

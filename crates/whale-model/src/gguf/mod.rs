@@ -31,7 +31,14 @@ use whale_core::{Result, WhaleError, Weights};
 
 /// Whether `path` names a GGUF file (by extension).
 pub fn is_gguf_path(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) || starts_with_gguf_magic(path)
+}
+
+/// A GGUF file under another name (llama.cpp does not require the extension either).
+fn starts_with_gguf_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    path.is_file() && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"GGUF"
 }
 
 /// The config of a GGUF model: an HF-style [`ModelConfig`], or Gemma 3's own.
