@@ -526,3 +526,51 @@ fn tokenizer_train_makes_an_r1_tokenizer() {
     assert!(!ok && err.contains("bad.jsonl") && err.contains("field `text` is missing"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The mistakes a new user makes first, each answered with what to do instead.
+#[test]
+fn beginner_mistakes_say_what_to_do() {
+    // A model path that does not exist is refused before anything loads.
+    let (ok, _, err) = whale(&["chat", "--model", "/no/such/model.gguf"]);
+    assert!(!ok && err.contains("does not exist") && err.contains("leave --model out for the built-in whale-r1-tiny"), "{err}");
+    // The weights file instead of its folder.
+    let weights = fixture("qwen2_tiny").join("model.safetensors");
+    let (ok, _, err) = whale(&["logits", "--model", weights.to_str().unwrap(), "--ids", "1"]);
+    assert!(!ok && err.contains("expects the folder that holds it with its config.json"), "{err}");
+    // A file that is neither GGUF nor a folder.
+    let readme = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let (ok, _, err) = whale(&["logits", "--model", readme.to_str().unwrap(), "--ids", "1"]);
+    assert!(!ok && err.contains("is neither a GGUF file") && err.contains("or a .gguf file"), "{err}");
+    // A busy port names itself and the flag.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let (ok, _, err) = whale(&["serve", "--port", &port]);
+    assert!(!ok && err.contains(&format!("port {port} on 127.0.0.1 is in use; pass --port")), "{err}");
+    // A context that cannot be given is refused with the flag to change.
+    let (ok, _, err) = whale(&["serve", "--ctx-size", "0", "--port", "0"]);
+    assert!(!ok && err.contains("--ctx-size must be at least 1"), "{err}");
+}
+
+/// Without --model, the commands run the built-in model, which answers its task.
+#[test]
+fn the_built_in_model_answers_without_a_model_flag() {
+    let (ok, out, err) = whale(&["generate", "--prompt", "What is 47 + 38?", "--temperature", "0", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let text = v["text"].as_str().unwrap();
+    assert!(text.contains("</think>") && text.trim_end().ends_with("\\boxed{85}"), "{text}");
+}
+
+/// A GGUF file is recognised by its magic, whatever its name.
+#[test]
+fn a_gguf_file_without_the_extension_still_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gguf = tmp.path().join("model.gguf");
+    let (ok, _, err) = whale(&["quantize", fixture("qwen2_tiny").to_str().unwrap(), gguf.to_str().unwrap(), "--type", "f32", "--tokenizer", fixture("tiny_chat_tokenizer").to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let renamed = tmp.path().join("model.bin");
+    std::fs::rename(&gguf, &renamed).unwrap();
+    let (ok, out, err) = whale(&["logits", "--model", renamed.to_str().unwrap(), "--ids", "1,2"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"logits\""));
+}

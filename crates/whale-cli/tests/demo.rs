@@ -43,8 +43,8 @@ fn quick_demo_runs_every_stage() {
     let gguf = out.join("student-q8_0.gguf");
     let (ok, _, stderr) = whale(&["generate", "--model", gguf.to_str().unwrap(), "--prompt", "What is 12 + 34?", "--max-tokens", "8", "--temperature", "0"]);
     assert!(ok, "{stderr}");
-    // Four turns over HTTP, each with DeepSeek's usage fields and a price.
-    assert_eq!(stdout.matches("\n  usage: ").count(), 4, "{stdout}");
+    // Six turns over HTTP, each with DeepSeek's usage fields and a price.
+    assert_eq!(stdout.matches("\n  usage: ").count(), 6, "{stdout}");
     assert!(stdout.contains("CNY"), "{stdout}");
     assert!(Path::new(&out.join("cache")).is_dir(), "the prefix cache's disk tier is under the run folder");
 

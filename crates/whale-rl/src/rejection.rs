@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 use whale_eval::reward::{Format, LanguageConsistency, Reward};
-use whale_eval::{Problem, SampleRecord};
+use whale_eval::prompt::user_content;
+use whale_eval::{Problem, PromptStyle, SampleRecord};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Filter {
@@ -15,6 +16,8 @@ pub struct Filter {
     pub require_think: bool,
     /// Minimum share of English words in the reasoning (0 disables).
     pub min_language: f64,
+    /// How the samples were prompted: the records' user turn is that prompt's.
+    pub prompt_style: PromptStyle,
 }
 
 /// One kept example, in the chat format `whale sft` reads.
@@ -55,7 +58,7 @@ pub fn select(problem: &Problem, samples: &[SampleRecord], f: &Filter) -> Vec<Sf
         let (reasoning, answer) = split_reasoning(&s.output);
         kept.push(SftRecord {
             messages: vec![
-                serde_json::json!({ "role": "user", "content": format!("{}\n{}", problem.question, whale_eval::prompt::MATH_INSTRUCTION) }),
+                serde_json::json!({ "role": "user", "content": user_content(f.prompt_style, &problem.question) }),
                 serde_json::json!({ "role": "assistant", "content": answer, "reasoning_content": reasoning }),
             ],
             problem: problem.id.clone(),
@@ -86,7 +89,7 @@ mod tests {
     #[test]
     fn keeps_distinct_correct_well_formed_answers() {
         let p = Problem { id: "p".into(), question: "2+2?".into(), check: Check::Value { gold: "4".into() } };
-        let f = Filter { per_problem: 2, require_think: true, min_language: 0.5 };
+        let f = Filter { per_problem: 2, require_think: true, min_language: 0.5, prompt_style: PromptStyle::Chat };
         let samples = [
             rec("two and two</think>\\boxed{4}", Verdict::Correct, "stop"),
             rec("two and two</think>\\boxed{4}", Verdict::Correct, "stop"), // duplicate
@@ -102,5 +105,9 @@ mod tests {
         assert_eq!(kept[0].messages[1]["reasoning_content"], "two and two");
         assert_eq!(kept[0].messages[1]["content"], "\\boxed{4}");
         assert_eq!(kept[1].messages[1]["reasoning_content"], "add them up");
+        assert!(kept[0].messages[0]["content"].as_str().unwrap().ends_with(whale_eval::prompt::MATH_INSTRUCTION));
+        // The recorded user turn is the prompt the answers came from.
+        let plain = select(&p, &samples, &Filter { prompt_style: PromptStyle::ChatPlain, ..f });
+        assert_eq!(plain[0].messages[0]["content"], "2+2?");
     }
 }

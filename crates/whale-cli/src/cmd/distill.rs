@@ -52,7 +52,7 @@ pub struct SampleArgs {
     /// Seed of the teacher's sampling.
     #[arg(long, default_value_t = 0)]
     sample_seed: u64,
-    #[arg(long, value_parser = ["chat", "r1-zero"])]
+    #[arg(long, value_parser = ["chat", "chat-plain", "r1-zero"])]
     prompt_style: Option<String>,
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -102,11 +102,7 @@ fn rejection_sample(model: &ModelArgs, engine_args: &EngineArgs, s: &SampleArgs,
     let task = task_by_name(&s.task, &s.question_field, &s.answer_field)?;
     let problems = task.problems(Split::Train, s.problems)?;
     let tok = tokenizer_for(&model.model, s.tokenizer.as_deref())?;
-    let style = match s.prompt_style.as_deref() {
-        Some("chat") => PromptStyle::Chat,
-        Some(_) => PromptStyle::R1Zero,
-        None => PromptStyle::for_tokenizer(&tok),
-    };
+    let style = PromptStyle::from_flag(s.prompt_style.as_deref(), &tok)?;
     let ecfg = engine_args.config(model)?;
     let engine = Engine::start(model.load()?, ecfg.clone())?;
     let params = SamplingParams { temperature: s.temperature, top_p: s.top_p, seed: Some(s.sample_seed), ..Default::default() };
@@ -124,7 +120,7 @@ fn rejection_sample(model: &ModelArgs, engine_args: &EngineArgs, s: &SampleArgs,
         Ok(())
     })?;
     bar.finish_and_clear();
-    let filter = Filter { per_problem: s.per_problem, require_think: !s.no_require_think, min_language: s.min_language };
+    let filter = Filter { per_problem: s.per_problem, require_think: !s.no_require_think, min_language: s.min_language, prompt_style: style };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

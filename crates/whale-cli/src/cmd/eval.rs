@@ -50,8 +50,8 @@ pub struct Args {
     max_tokens: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// chat (the model's template + "put your final answer within \boxed{}") or r1-zero.
-    #[arg(long, value_parser = ["chat", "r1-zero"])]
+    /// chat (the model's template + "put your final answer within \boxed{}"), chat-plain (the question alone) or r1-zero.
+    #[arg(long, value_parser = ["chat", "chat-plain", "r1-zero"])]
     prompt_style: Option<String>,
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -72,11 +72,7 @@ pub fn run(args: Args) -> Result<()> {
     let problems = task.problems(split, args.problems)?;
     // A folder's tokenizer.json, or a GGUF file's own tokenizer.
     let tok = tokenizer_for(&args.model.model, args.tokenizer.as_deref())?;
-    let style = match args.prompt_style.as_deref() {
-        Some("chat") => PromptStyle::Chat,
-        Some(_) => PromptStyle::R1Zero,
-        None => PromptStyle::for_tokenizer(&tok),
-    };
+    let style = PromptStyle::from_flag(args.prompt_style.as_deref(), &tok)?;
     let (samples, temperature) = if args.greedy { (1, 0.0) } else { (args.samples, args.temperature) };
     let params = SamplingParams { temperature, top_p: args.top_p, seed: Some(args.seed), ..Default::default() };
     params.validate()?;

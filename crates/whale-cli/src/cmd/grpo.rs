@@ -71,7 +71,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// chat or r1-zero (default: chat when the tokenizer has a template).
-    #[arg(long, value_parser = ["chat", "r1-zero"])]
+    #[arg(long, value_parser = ["chat", "chat-plain", "r1-zero"])]
     prompt_style: Option<String>,
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -118,11 +118,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let task = task_by_name(&args.task, &args.question_field, &args.answer_field)?;
     let tok = tokenizer_for(&args.model.model, args.tokenizer.as_deref())?;
-    let style = match args.prompt_style.as_deref() {
-        Some("chat") => PromptStyle::Chat,
-        Some(_) => PromptStyle::R1Zero,
-        None => PromptStyle::for_tokenizer(&tok),
-    };
+    let style = PromptStyle::from_flag(args.prompt_style.as_deref(), &tok)?;
     let cfg = GrpoConfig {
         steps: args.steps,
         prompts_per_step: args.prompts,

@@ -1,4 +1,4 @@
-//! The demo's last stage: `whale serve` on a free loopback port, and a four-turn chat with
+//! The demo's last stage: `whale serve` on a free loopback port, and a six-turn chat with
 //! it over HTTP, the way any OpenAI/DeepSeek client talks to it. Each turn carries the whole
 //! history, so the later turns' prompts start with the earlier ones and the prefix cache
 //! answers part of them: the usage shows the cache-hit/miss split and the price.

@@ -1,14 +1,16 @@
 //! The demo's cold-start data: add/subtract problems from the `addsub` task's training split,
 //! each with its worked column solution. The first `sft` problems become chat SFT examples,
 //! the rest a plain-text pretraining corpus (the training split draws with replacement, so a
-//! question may recur); the task's test split, used for evaluation, is held out of both. Every other problem carries R1's "reason step by step"
-//! instruction: evaluation and RL prompts have it, a person typing a question does not, and
-//! the model should answer both.
+//! question may recur); the task's test split, used for evaluation, is held out of both.
+//!
+//! The question stands alone, as a person types it (no "reason step by step" instruction), and
+//! the later stages ask with `--prompt-style chat-plain`. A model this small copies the
+//! operands by their fixed distance from the trace: mixing prompts with and without the
+//! instruction made that distance vary, and the model then failed to learn it.
 
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
-use whale_eval::prompt::MATH_INSTRUCTION;
 use whale_eval::tasks::worked_solution;
 use whale_eval::{task_by_name, Split};
 
@@ -24,19 +26,19 @@ pub fn write(dir: &Path, task: &str, pretrain_docs: usize, sft_examples: usize) 
     let (sft, pretrain) = problems.split_at(sft_examples);
 
     let mut text = std::io::BufWriter::new(create(&dir.join("pretrain.txt"))?);
-    for (i, p) in pretrain.iter().enumerate() {
+    for p in pretrain {
         let (trace, v) = solved(&p.question)?;
         // The layout of the chat prompt the model will later see: question (and instruction),
         // then the reasoning and the boxed answer. No blank line inside a document.
-        write!(text, "{}\n<think>\n{trace}\n</think>\n\\boxed{{{v}}}\n\n", prompt(&p.question, i))?;
+        write!(text, "{}\n<think>\n{trace}\n</think>\n\\boxed{{{v}}}\n\n", p.question)?;
     }
     text.into_inner().map_err(|e| e.into_error())?.sync_all()?;
 
     let mut jsonl = std::io::BufWriter::new(create(&dir.join("sft.jsonl"))?);
-    for (i, p) in sft.iter().enumerate() {
+    for p in sft {
         let (trace, v) = solved(&p.question)?;
         let line = serde_json::json!({
-            "prompt": prompt(&p.question, i),
+            "prompt": p.question,
             "reasoning": trace,
             "answer": format!("\\boxed{{{v}}}"),
         });
@@ -44,15 +46,6 @@ pub fn write(dir: &Path, task: &str, pretrain_docs: usize, sft_examples: usize) 
     }
     jsonl.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(Corpus { pretrain_docs: pretrain.len(), sft_examples: sft.len() })
-}
-
-/// The question, with R1's instruction on even-numbered problems.
-fn prompt(question: &str, i: usize) -> String {
-    if i % 2 == 0 {
-        format!("{question}\n{MATH_INSTRUCTION}")
-    } else {
-        question.to_string()
-    }
 }
 
 fn create(path: &Path) -> Result<std::fs::File> {
@@ -76,7 +69,7 @@ mod tests {
         let docs: Vec<&str> = text.split("\n\n").filter(|d| !d.trim().is_empty()).collect();
         assert_eq!(docs.len(), 50);
         assert!(docs.iter().all(|d| d.starts_with("What is ") && d.contains("\n<think>\n") && d.contains("</think>\n\\boxed{")));
-        assert_eq!(docs.iter().filter(|d| d.contains(MATH_INSTRUCTION)).count(), 25, "half carry the instruction");
+        assert!(docs.iter().all(|d| d.lines().nth(1) == Some("<think>")), "the question stands alone");
         let sft: Vec<serde_json::Value> =
             std::fs::read_to_string(dir.join("sft.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(sft.len(), 10);

@@ -14,7 +14,6 @@ use recipe::{write_json, Recipe};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use whale_eval::prompt::MATH_INSTRUCTION;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -35,6 +34,8 @@ pub struct Args {
 /// Every problem comes from this task: its training split feeds the data, SFT, GRPO and
 /// rejection sampling; its fixed test split is only ever evaluated on.
 const TASK: &str = "addsub:2";
+/// The models are trained on bare questions, so every stage asks them that way.
+const STYLE: &str = "chat-plain";
 /// Written first into the run folder; `--force` deletes only folders that hold it.
 const MARKER: &str = "demo.json";
 const STAGES: usize = 13;
@@ -85,7 +86,7 @@ pub fn run(args: Args) -> Result<()> {
         vec![
             "eval".into(), "--model".into(), model.into(), "--task".into(), TASK.into(),
             "--problems".into(), r.eval_problems.to_string(), "--samples".into(), r.eval_samples.to_string(),
-            "--max-tokens".into(), max_tokens.clone(), "--out".into(), p(&format!("eval/{name}")),
+            "--max-tokens".into(), max_tokens.clone(), "--prompt-style".into(), STYLE.into(), "--out".into(), p(&format!("eval/{name}")),
         ]
     };
     log.begin("eval sft", "held-out pass@1 before RL (R1's sampling: temperature 0.6, top-p 0.95)");
@@ -98,7 +99,7 @@ pub fn run(args: Args) -> Result<()> {
         "grpo", "--model", &p("sft/final"), "--task", TASK, "--out", &p("grpo"),
         "--steps", &r.grpo_steps.to_string(), "--prompts", &r.grpo_prompts.to_string(), "--group", &r.grpo_group.to_string(),
         "--micro-batch", &r.grpo_group.to_string(), "--lr", "5e-5", "--beta", "0.04", "--temperature", "1.0",
-        "--max-tokens", &max_tokens, "--max-batch", "32", "--save-every", "0",
+        "--max-tokens", &max_tokens, "--max-batch", "32", "--save-every", "0", "--prompt-style", STYLE,
     ])?;
     let (first, last) = first_last_mean(&out.join("grpo"), "accuracy", 5)?;
     log.end(format!("rollout accuracy {:.1}% over the first 5 steps, {:.1}% over the last 5", 100.0 * first, 100.0 * last));
@@ -119,7 +120,7 @@ pub fn run(args: Args) -> Result<()> {
     log.begin("rejection sampling", "the GRPO teacher's answers, only the verified-correct ones kept with their reasoning");
     whale(&[
         "rejection-sample", "--model", &p("grpo/final"), "--task", TASK, "--problems", &r.rejection_problems.to_string(),
-        "--samples", &r.rejection_samples.to_string(), "--per-problem", "1", "--max-tokens", &max_tokens,
+        "--samples", &r.rejection_samples.to_string(), "--per-problem", "1", "--max-tokens", &max_tokens, "--prompt-style", STYLE,
         "--out", &p("distill/traces.jsonl"),
     ])?;
     let kept = count_lines(&out.join("distill/traces.jsonl"))?;
@@ -156,9 +157,11 @@ pub fn run(args: Args) -> Result<()> {
         whale(&["plot", &p(run)])?;
     }
 
-    log.begin("serve", "whale serve on a free loopback port, and a four-turn chat over the HTTP API");
+    log.begin("serve", "whale serve on a free loopback port, and a six-turn chat over the HTTP API");
     let questions: Vec<String> =
-        ["What is 47 + 38?", "What is 91 - 56?", "What is 26 + 69?", "What is 70 - 84?"].iter().map(|q| format!("{q}\n{MATH_INSTRUCTION}")).collect();
+        ["What is 47 + 38?", "What is 91 - 56?", "What is 26 + 69?", "What is 70 - 84?", "What is 35 + 35?", "What is 12 - 99?"]
+            .map(String::from)
+            .to_vec();
     let serve = [
         "--model", &gguf, "--port", "0", "--cache-dir", &p("cache"), "--served-model-name", "deepseek-reasoner",
     ]
@@ -169,7 +172,7 @@ pub fn run(args: Args) -> Result<()> {
     for t in &turns {
         let u = &t.usage;
         hits += u["prompt_cache_hit_tokens"].as_u64().unwrap_or(0);
-        println!("\nuser: {}", t.question.lines().next().unwrap_or_default());
+        println!("\nuser: {}", t.question);
         println!("  reasoning_content: {}", t.reasoning.replace('\n', " | "));
         println!("  content: {}", t.answer);
         println!(
