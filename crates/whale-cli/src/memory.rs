@@ -22,33 +22,9 @@ pub fn weight_bytes(model: &Path, dtype: DType) -> Result<u64> {
     if model.is_file() {
         return Ok(std::fs::metadata(model).with_context(|| format!("reading {}", model.display()))?.len());
     }
-    let mut total = 0u64;
-    for file in whale_core::weights::checkpoint_files(model)? {
-        total += safetensors_elements(&file)? * dtype.size_in_bytes() as u64;
-    }
-    Ok(total)
-}
-
-/// Counts the elements of every tensor in a safetensors file from its header alone.
-fn safetensors_elements(file: &Path) -> Result<u64> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len).with_context(|| format!("{}: too short for a safetensors header", file.display()))?;
-    let len = u64::from_le_bytes(len);
-    let size = f.metadata()?.len();
-    if len > size.saturating_sub(8) || len > 100 << 20 {
-        bail!("{}: the safetensors header claims {len} bytes, the file has {size}", file.display());
-    }
-    let mut header = vec![0u8; len as usize];
-    f.read_exact(&mut header)?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).with_context(|| format!("{}: the safetensors header is not JSON", file.display()))?;
-    Ok(header
-        .iter()
-        .filter(|(k, _)| *k != "__metadata__")
-        .filter_map(|(_, v)| v.get("shape")?.as_array().map(|s| s.iter().filter_map(serde_json::Value::as_u64).product::<u64>()))
-        .sum())
+    // Opening maps the files and reads their headers only; nothing is converted yet.
+    let weights = whale_core::Weights::from_dir(model, dtype, &candle_core::Device::Cpu)?;
+    Ok(weights.parameter_count() as u64 * dtype.size_in_bytes() as u64)
 }
 
 /// Refuses to load weights that cannot fit in the memory available now.

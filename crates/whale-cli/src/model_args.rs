@@ -52,18 +52,24 @@ impl ModelArgs {
     /// Applies the thread count and loads the model on the CPU.
     pub fn load(&self) -> Result<Box<dyn CausalLm>> {
         if let Some(n) = self.threads {
-            if n == 0 {
-                bail!("--threads must be at least 1");
-            }
-            // candle's CPU kernels size their thread pools from this variable on first use.
-            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-            // The quantized kernels (GGUF block types) have their own pool.
-            whale_quant::set_num_threads(n);
+            set_threads(n)?;
         }
         let dtype = self.dtype()?;
         crate::memory::check_weights(&self.model, dtype, crate::memory::available())?;
         load_model(&self.model, dtype, &self.device()?).with_context(|| format!("loading model {}", self.model.display()))
     }
+}
+
+/// `-t/--threads N` for every CPU kernel.
+pub fn set_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        bail!("--threads must be at least 1");
+    }
+    // candle's CPU kernels size their thread pools from this variable on first use.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    // The quantized kernels (GGUF block types) have their own pool.
+    whale_quant::set_num_threads(n);
+    Ok(())
 }
 
 /// Parses `1,2,3` into token ids.

@@ -19,16 +19,21 @@ pub enum PromptStyle {
 }
 
 impl PromptStyle {
-    /// The `--prompt-style` value: `chat`, `chat-plain` or `r1-zero`; `None` (not given) picks
-    /// by the tokenizer.
+    /// The `--prompt-style` values, in the order of [`Self::STYLES`].
+    pub const NAMES: [&'static str; 3] = ["chat", "chat-plain", "r1-zero"];
+    const STYLES: [PromptStyle; 3] = [PromptStyle::Chat, PromptStyle::ChatPlain, PromptStyle::R1Zero];
+
+    /// The `--prompt-style` value (one of [`Self::NAMES`]); `None` (not given) picks by the
+    /// tokenizer.
     pub fn from_flag(flag: Option<&str>, t: &Tokenizer) -> Result<Self, EvalError> {
-        Ok(match flag {
-            None => Self::for_tokenizer(t),
-            Some("chat") => PromptStyle::Chat,
-            Some("chat-plain") => PromptStyle::ChatPlain,
-            Some("r1-zero") => PromptStyle::R1Zero,
-            Some(other) => return Err(EvalError::Task(format!("--prompt-style {other:?}: use chat, chat-plain or r1-zero"))),
-        })
+        let Some(flag) = flag else { return Ok(Self::for_tokenizer(t)) };
+        match Self::NAMES.iter().position(|n| *n == flag) {
+            Some(i) => Ok(Self::STYLES[i]),
+            None => {
+                let [a, b, c] = Self::NAMES;
+                Err(EvalError::Task(format!("--prompt-style {flag:?}: use {a}, {b} or {c}")))
+            }
+        }
     }
 
     /// `Chat` when the tokenizer has a template, else `R1Zero`.

@@ -52,7 +52,7 @@ pub struct SampleArgs {
     /// Seed of the teacher's sampling.
     #[arg(long, default_value_t = 0)]
     sample_seed: u64,
-    #[arg(long, value_parser = ["chat", "chat-plain", "r1-zero"])]
+    #[arg(long, value_parser = PromptStyle::NAMES)]
     prompt_style: Option<String>,
     #[arg(long)]
     tokenizer: Option<PathBuf>,

@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// chat (the model's template + "put your final answer within \boxed{}"), chat-plain (the question alone) or r1-zero.
-    #[arg(long, value_parser = ["chat", "chat-plain", "r1-zero"])]
+    #[arg(long, value_parser = PromptStyle::NAMES)]
     prompt_style: Option<String>,
     #[arg(long)]
     tokenizer: Option<PathBuf>,

@@ -71,7 +71,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// chat or r1-zero (default: chat when the tokenizer has a template).
-    #[arg(long, value_parser = ["chat", "chat-plain", "r1-zero"])]
+    #[arg(long, value_parser = PromptStyle::NAMES)]
     prompt_style: Option<String>,
     #[arg(long)]
     tokenizer: Option<PathBuf>,

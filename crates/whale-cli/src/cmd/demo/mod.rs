@@ -47,11 +47,7 @@ pub fn run(args: Args) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(if args.quick { "runs/demo-quick" } else { "runs/demo" }));
     prepare_out(&out, args.force, args.quick)?;
     if let Some(n) = args.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        whale_quant::set_num_threads(n);
+        crate::model_args::set_threads(n)?;
     }
     let p = |rel: &str| out.join(rel).to_string_lossy().into_owned();
     let mut log = Log::new(args.quick);
@@ -218,28 +214,24 @@ fn count_lines(path: &Path) -> Result<usize> {
     Ok(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?.lines().filter(|l| !l.trim().is_empty()).count())
 }
 
-/// The last logged value of `key` in RUN/metrics.jsonl, formatted for the log.
-fn last_metric(run: &Path, key: &str) -> Result<String> {
+/// Every logged value of `key` in RUN/metrics.jsonl, in step order. (Whale's runs log
+/// different keys, GRPO's `accuracy` among them, so the lines are read untyped.)
+fn metric_values(run: &Path, key: &str) -> Result<Vec<f64>> {
     let path = run.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v = text
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|l| l.get(key).and_then(serde_json::Value::as_f64));
-    Ok(v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}")))
+    Ok(text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get(key)?.as_f64()).collect())
 }
 
-/// The mean of `key` over the first and over the last `n` lines of RUN/metrics.jsonl.
+/// The last logged value of `key`, formatted for the log.
+fn last_metric(run: &Path, key: &str) -> Result<String> {
+    Ok(metric_values(run, key)?.last().map_or_else(|| "-".to_string(), |v| format!("{v:.4}")))
+}
+
+/// The mean of `key` over the first and over the last `n` logged steps.
 fn first_last_mean(run: &Path, key: &str, n: usize) -> Result<(f64, f64)> {
-    let path = run.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: Vec<f64> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get(key)?.as_f64())
-        .collect();
+    let v = metric_values(run, key)?;
     if v.is_empty() {
-        bail!("{} has no {key:?} values", path.display());
+        bail!("{} has no {key:?} values", run.join("metrics.jsonl").display());
     }
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     Ok((mean(&v[..n.min(v.len())]), mean(&v[v.len().saturating_sub(n)..])))
