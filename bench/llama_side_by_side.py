@@ -4,14 +4,16 @@
 For each model file and thread count, runs `llama-bench -o json` and `whale bench --json`
 (prefill ppN and decode tgN, mean ± std over repetitions) back to back, and prints a markdown
 table with the ratio Whale / llama.cpp. Optionally compares perplexity on a text file
-(`llama-perplexity` vs `whale perplexity`, same context size and chunk count).
+(`llama-perplexity` vs `whale perplexity`, same context size and chunk count), and batched
+decoding (`--parallel 4,16`: `llama-batched-bench` vs `whale bench --parallel`, S sequences
+decoding together, aggregate tokens/s of all S, and each tool's ratio to its own single stream).
 
 llama.cpp is not part of Whale: build it by hand from its public source (see
 ../shared/anchors/README.md) and pass the folder holding its binaries.
 
 Usage:
   python3 bench/llama_side_by_side.py --llama-bin LLAMA_BUILD/bin --model A.gguf [--model B.gguf ...]
-      [--threads 1,2] [-p 512] [-n 128] [-r 3] [--ppl-text FILE --ppl-chunks 8]
+      [--threads 1,2] [-p 512] [-n 128] [-r 3] [--ppl-text FILE --ppl-chunks 8] [--parallel 4,16]
       [--whale target/debug/whale] [--json OUT.json]
 """
 import argparse
@@ -53,6 +55,24 @@ def whale_bench(whale, model, threads, p, n, r):
     return rows
 
 
+def llama_batched(bin_dir, model, threads, n, parallel):
+    """Aggregate decode tokens/s of S sequences (a 1-token prompt each, n tokens each) per S."""
+    out = run([str(bin_dir / "llama-batched-bench"), "-m", str(model), "-t", str(threads), "-tb", str(threads),
+               "-c", str((n + 8) * max(parallel)), "-b", "2048", "-ub", "512", "-npp", "1", "-ntg", str(n),
+               "-npl", ",".join(map(str, parallel)), "--output-format", "jsonl"]).stdout
+    return {e["pl"]: e["speed_tg"] for e in (json.loads(l) for l in out.splitlines() if l.startswith("{"))}
+
+
+def whale_batched(whale, model, threads, n, r, parallel):
+    out = run([whale, "bench", "--model", str(model), "-t", str(threads), "-p", "0", "-n", str(n), "-r", str(r),
+               "--parallel", ",".join(map(str, parallel)), "--json"]).stdout
+    rows = {}
+    for e in (json.loads(l) for l in out.splitlines() if l.strip().startswith("{")):
+        s = int(e["test"].split(" x")[1]) if " x" in e["test"] else 1
+        rows[s] = e["tokens_per_s_mean"]
+    return rows
+
+
 def llama_ppl(bin_dir, model, text, ctx, chunks, threads):
     p = run([str(bin_dir / "llama-perplexity"), "-m", str(model), "-f", str(text), "-c", str(ctx),
              "--chunks", str(chunks), "-t", str(threads)])
@@ -81,6 +101,7 @@ def main():
     ap.add_argument("--ppl-text", type=Path)
     ap.add_argument("--ppl-ctx", type=int, default=512)
     ap.add_argument("--ppl-chunks", type=int, default=8)
+    ap.add_argument("--parallel", help="batched decoding with these sequence counts, e.g. 4,16 (1 is added)")
     ap.add_argument("--json", type=Path, help="also write the measurements here")
     args = ap.parse_args()
     if not (args.llama_bin / "llama-bench").exists():
@@ -100,6 +121,24 @@ def main():
                 print(f"| {model.name} | {t} | {test} | {lm:.2f} ± {ls:.2f} | {wm:.2f} ± {ws:.2f} | {wm / lm:.2f}x |",
                       flush=True)
                 results.append(dict(model=model.name, threads=t, test=test, llama=[lm, ls], whale=[wm, ws]))
+    if args.parallel:
+        par = sorted({1, *[int(x) for x in args.parallel.split(",")]})
+        print()
+        print(f"Batched decoding, tg{args.n} per sequence, aggregate tokens/s of S sequences (x: over the same tool's S = 1):")
+        print()
+        print("| model | threads | S | llama.cpp t/s | Whale t/s | Whale / llama.cpp |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for model in args.model:
+            for t in [int(x) for x in args.threads.split(",")]:
+                if not (args.llama_bin / "llama-batched-bench").exists():
+                    sys.exit(f"error: {args.llama_bin}/llama-batched-bench not found (build the llama-batched-bench target)")
+                ll = llama_batched(args.llama_bin, model, t, args.n, par)
+                wh = whale_batched(args.whale, model, t, args.n, args.r, par)
+                for s in par:
+                    lm, wm = ll[s], wh[s]
+                    print(f"| {model.name} | {t} | {s} | {lm:.2f} ({lm / ll[1]:.2f}x) | {wm:.2f} ({wm / wh[1]:.2f}x) | "
+                          f"{wm / lm:.2f}x |", flush=True)
+                    results.append(dict(model=model.name, threads=t, test=f"tg{args.n} x{s}", llama=[lm, 0], whale=[wm, 0]))
     if args.ppl_text:
         print()
         print(f"Perplexity of {args.ppl_text.name}, -c {args.ppl_ctx}, {args.ppl_chunks} chunks:")

@@ -58,3 +58,16 @@ fn quick_demo_runs_every_stage() {
     assert!(!ok && stderr.contains("not a `whale demo` folder"), "{stderr}");
     assert_eq!(std::fs::read_to_string(other.join("precious.txt")).unwrap(), "keep me");
 }
+
+#[test]
+fn until_stops_after_the_named_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let (ok, stdout, stderr) = whale(&["demo", "--quick", "--until", "tokenizer", "--out", out.to_str().unwrap()]);
+    assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("| data |") && summary.contains("| tokenizer |") && !summary.contains("| pretrain |"), "{summary}");
+    assert!(out.join("tokenizer/tokenizer.json").is_file() && !out.join("pretrain").exists());
+    let (ok, _, stderr) = whale(&["demo", "--quick", "--until", "pretraining", "--out", tmp.path().join("x").to_str().unwrap()]);
+    assert!(!ok && stderr.contains("pretrain"), "{stderr}");
+}

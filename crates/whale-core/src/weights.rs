@@ -57,7 +57,8 @@ pub trait GgufTensors: Send + Sync {
 enum Source {
     Checkpoint(Arc<Checkpoint>),
     Gguf(Arc<dyn GgufTensors>),
-    Init { varmap: VarMap, init_std: f64 },
+    /// `detached`: hand out the Vars' tensors detached (shared storage, no autograd).
+    Init { varmap: VarMap, init_std: f64, detached: bool },
 }
 
 impl Clone for Source {
@@ -65,7 +66,9 @@ impl Clone for Source {
         match self {
             Source::Checkpoint(c) => Source::Checkpoint(c.clone()),
             Source::Gguf(g) => Source::Gguf(g.clone()),
-            Source::Init { varmap, init_std } => Source::Init { varmap: varmap.clone(), init_std: *init_std },
+            Source::Init { varmap, init_std, detached } => {
+                Source::Init { varmap: varmap.clone(), init_std: *init_std, detached: *detached }
+            }
         }
     }
 }
@@ -135,7 +138,20 @@ impl Weights {
     /// initialized N(0, init_std) for matrices, ones for norms, zeros for biases.
     pub fn for_training(varmap: &VarMap, init_std: f64, dtype: DType, device: &Device) -> Self {
         Self {
-            source: Source::Init { varmap: varmap.clone(), init_std },
+            source: Source::Init { varmap: varmap.clone(), init_std, detached: false },
+            prefix: String::new(),
+            dtype,
+            device: device.clone(),
+        }
+    }
+
+    /// The Vars of `varmap` for inference: the tensors share the Vars' storage, so a model
+    /// built over them follows every optimizer step, but they are detached, so its forwards
+    /// build no autograd graph and take the inference kernels (GRPO's rollout engine). Every
+    /// tensor asked for must already be in `varmap`.
+    pub fn over_vars(varmap: &VarMap, dtype: DType, device: &Device) -> Self {
+        Self {
+            source: Source::Init { varmap: varmap.clone(), init_std: 0.0, detached: true },
             prefix: String::new(),
             dtype,
             device: device.clone(),
@@ -198,7 +214,15 @@ impl Weights {
     pub fn get_init(&self, shape: &[usize], name: &str, init: Init) -> Result<Tensor> {
         let full = self.full_name(name);
         match &self.source {
-            Source::Init { varmap, .. } => Ok(varmap.get(shape, &full, init, self.dtype, &self.device)?),
+            Source::Init { varmap, detached: false, .. } => Ok(varmap.get(shape, &full, init, self.dtype, &self.device)?),
+            Source::Init { varmap, detached: true, .. } => {
+                let vars = varmap.data().lock().expect("varmap lock");
+                let var = vars.get(&full).ok_or_else(|| WhaleError::MissingTensor { name: full.clone(), location: "the policy's variables".into() })?;
+                if var.dims() != shape {
+                    return Err(WhaleError::InvalidInput(format!("variable {full}: shape {:?}, expected {shape:?}", var.dims())));
+                }
+                Ok(var.as_tensor().detach().to_dtype(self.dtype)?)
+            }
             Source::Gguf(g) => {
                 let raw = self.get_raw(shape, name)?.ok_or_else(|| WhaleError::MissingTensor {
                     name: full.clone(),

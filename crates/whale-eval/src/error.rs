@@ -4,8 +4,9 @@ use std::path::PathBuf;
 pub enum EvalError {
     #[error("{0}")]
     Task(String),
-    #[error("{file}: line {line}: {msg}")]
-    Data { file: PathBuf, line: usize, msg: String },
+    /// `at` says where in the file: "line 3" (JSONL), "row 3" (Parquet).
+    #[error("{file}: {at}: {msg}")]
+    Data { file: PathBuf, at: String, msg: String },
     #[error("{0}: {1}")]
     Io(PathBuf, #[source] std::io::Error),
     #[error(transparent)]

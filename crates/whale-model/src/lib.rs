@@ -4,6 +4,7 @@
 pub mod block;
 pub mod causal_lm;
 pub mod deepseek;
+pub mod decode;
 pub mod decoder;
 pub mod gemma3;
 pub mod gguf;

@@ -124,6 +124,37 @@ fn cached_decoding_and_chunked_prefill_match_the_full_forward() {
     }
 }
 
+/// Batched decoding (the fused decode attention): three sequences at different depths, two
+/// past the window, each decode one token together and get the full forward's logits, and
+/// the same bits as when decoding alone.
+#[test]
+fn batched_decode_steps_match_the_full_forward_and_decoding_alone() {
+    let m = model(WINDOW);
+    let want = full(m.as_ref());
+    let depths = [2usize, 6, 10];
+    let prefilled = || -> Vec<_> {
+        depths
+            .iter()
+            .map(|&d| {
+                let mut c = m.new_cache();
+                m.forward_seqs(&mut [SeqStep { ids: &IDS[..d], cache: &mut c }]).unwrap();
+                c
+            })
+            .collect()
+    };
+    let mut caches = prefilled();
+    let mut steps: Vec<SeqStep<'_>> = caches.iter_mut().zip(depths).map(|(cache, d)| SeqStep { ids: &IDS[d..d + 1], cache }).collect();
+    let got: Vec<Vec<f32>> = m.forward_seqs(&mut steps).unwrap().to_vec2().unwrap();
+    for (row, &d) in got.iter().zip(&depths) {
+        let diff = max_diff(row, &want[d]);
+        assert!(diff < 1e-4, "sequence at depth {d}: max |Δ| = {diff}");
+    }
+    for (i, (mut cache, &d)) in prefilled().into_iter().zip(&depths).enumerate() {
+        let alone = m.forward_seqs(&mut [SeqStep { ids: &IDS[d..d + 1], cache: &mut cache }]).unwrap();
+        assert_eq!(alone.squeeze(0).unwrap().to_vec1::<f32>().unwrap(), got[i], "depth {d}: batched and alone differ");
+    }
+}
+
 #[test]
 fn the_window_changes_only_positions_with_keys_outside_it() {
     let narrow = full(model(WINDOW).as_ref());

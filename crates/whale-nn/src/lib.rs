@@ -3,6 +3,7 @@
 //! MLP (SwiGLU, GeGLU) and MoE expert dispatch.
 
 pub mod attention;
+pub mod decode_attention;
 pub mod embedding;
 pub mod kv_cache;
 pub mod linear;

@@ -105,11 +105,21 @@ impl Rope {
     /// cos/sin for positions `offset..offset + t`, computed in f32 (angle = pos · inv_freq, as
     /// transformers does) and cast to `dtype`.
     pub fn table(&self, offset: usize, t: usize, dtype: DType, device: &Device) -> Result<RopeTable> {
+        self.table_for(offset..offset + t, t, dtype, device)
+    }
+
+    /// cos/sin rows for the given positions, one row each: the table that ropes the new
+    /// tokens of many sequences, each at its own position, in one op (batched decoding).
+    pub fn table_at(&self, positions: &[usize], dtype: DType, device: &Device) -> Result<RopeTable> {
+        self.table_for(positions.iter().copied(), positions.len(), dtype, device)
+    }
+
+    fn table_for(&self, positions: impl Iterator<Item = usize>, t: usize, dtype: DType, device: &Device) -> Result<RopeTable> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(t * half);
         let mut sin = Vec::with_capacity(t * half);
         let scale = self.attention_factor as f32;
-        for pos in offset..offset + t {
+        for pos in positions {
             for &f in &self.inv_freq {
                 let angle = pos as f32 * f;
                 cos.push(angle.cos() * scale);

@@ -20,5 +20,5 @@ pub use error::QuantError;
 pub use formats::{dequantize_row, quantize_row, SUPPORTED};
 pub use kernels::{kernel_name, reference_matmul, Backend};
 pub use qmatrix::{candle_dtype, QMatrix};
-pub use threads::{num_threads, set_num_threads};
+pub use threads::{install, num_threads, set_num_threads};
 pub use whale_core::gguf::GgmlType;

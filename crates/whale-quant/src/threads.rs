@@ -38,3 +38,13 @@ pub fn num_threads() -> usize {
 pub(crate) fn pool() -> Option<Arc<ThreadPool>> {
     POOL.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
+
+/// Runs `f` on the matmul threads: the dedicated pool if there is one, else the global pool
+/// (where rayon's parallel iterators inside `f` run anyway). For kernels outside this crate
+/// that split work the same way (e.g. decode attention).
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match pool() {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}

@@ -43,6 +43,11 @@ pub struct GrpoConfig {
     pub max_tokens: usize,
     pub seed: u64,
     pub prompt_style: PromptStyle,
+    /// DAPO's dynamic sampling (DAPO §3.2) when > 0: rollout rounds of P prompts are drawn,
+    /// up to this many per step, until P groups have unequal rewards; groups whose rewards
+    /// are all equal (zero advantage) are left out of the update, so they neither dilute the
+    /// token normalization nor cost a forward and backward. 0: plain GRPO, every group counts.
+    pub dynamic_rounds: usize,
 }
 
 impl Default for GrpoConfig {
@@ -65,6 +70,7 @@ impl Default for GrpoConfig {
             max_tokens: 256,
             seed: 0,
             prompt_style: PromptStyle::Chat,
+            dynamic_rounds: 0,
         }
     }
 }
@@ -87,6 +93,9 @@ impl GrpoConfig {
                 self.prompts_per_step, self.group_size, self.micro_batch
             ));
         }
+        if !(self.temperature > 0.0) {
+            return bad(format!("rollout temperature {}: GRPO samples its rollouts and needs T > 0", self.temperature));
+        }
         if !(self.clip_eps > 0.0) || self.beta < 0.0 || !(self.lr > 0.0) {
             return bad(format!("clip ε = {}, β = {}, lr = {}: need ε > 0, β ≥ 0, lr > 0", self.clip_eps, self.beta, self.lr));
         }
@@ -102,14 +111,19 @@ pub struct StepMetrics {
     pub accuracy: f64,
     pub format: f64,
     pub response_length: f64,
-    pub kl: f64,
+    /// Mean per-token KL to the reference; `None` when no reference is loaded (β = 0).
+    pub kl: Option<f64>,
     pub clip_fraction: f64,
     pub entropy: f64,
     pub loss: f64,
     pub grad_norm: f64,
     pub lr: f64,
-    /// Groups whose rewards were all equal (no learning signal).
+    /// Groups whose rewards were all equal (no learning signal), over every rollout round.
     pub zero_signal_groups: f64,
+    /// Rollout rounds of P prompts drawn this step (1 unless dynamic sampling is on).
+    pub rollout_rounds: usize,
+    /// Groups the update was computed from.
+    pub groups_trained: usize,
     pub rollout_seconds: f64,
     pub train_seconds: f64,
     pub rollout_tokens_per_second: f64,
@@ -129,8 +143,8 @@ pub struct Grpo<'a> {
 }
 
 impl<'a> Grpo<'a> {
-    /// `engine` must run a model built from `policy` (so it samples from the current
-    /// weights) without a prefix cache; `reference` is needed when β > 0.
+    /// `engine` must run a model built from `policy` (`Policy::inference_model`, so it
+    /// samples from the current weights) without a prefix cache; `reference` is needed when β > 0.
     pub fn new(
         cfg: GrpoConfig,
         policy: &'a Policy,
@@ -163,28 +177,52 @@ impl<'a> Grpo<'a> {
         }
     }
 
-    /// One GRPO step on `problems` (P of them).
-    pub fn step(&mut self, step: usize, problems: &[Problem]) -> Result<(StepMetrics, Vec<Group>), RlError> {
+    /// One GRPO step: rolls out the next P problems from `problems` (more rounds of P with
+    /// dynamic sampling), then updates the policy. Returns every group sampled.
+    pub fn step(&mut self, step: usize, problems: &mut dyn Iterator<Item = Problem>) -> Result<(StepMetrics, Vec<Group>), RlError> {
         let t0 = Instant::now();
-        let rc = RolloutConfig {
-            group_size: self.cfg.group_size,
-            params: SamplingParams {
-                temperature: self.cfg.temperature,
-                top_p: self.cfg.top_p,
-                seed: Some(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64)),
-                ..Default::default()
-            },
-            max_tokens: self.cfg.max_tokens,
-            style: self.cfg.prompt_style,
-            in_flight: 64,
-        };
-        let groups = rollout(&self.engine, self.tok, problems, &rc, &self.reward)?;
+        let p = self.cfg.prompts_per_step;
+        let mut groups: Vec<Group> = Vec::new();
+        let mut rounds = 0;
+        let informative = |gs: &[Group]| gs.iter().filter(|g| has_signal(g)).count();
+        while rounds < self.cfg.dynamic_rounds.max(1) && (rounds == 0 || informative(&groups) < p) {
+            let batch: Vec<Problem> = (&mut *problems).take(p).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let rc = RolloutConfig {
+                group_size: self.cfg.group_size,
+                params: SamplingParams {
+                    temperature: self.cfg.temperature,
+                    top_p: self.cfg.top_p,
+                    seed: Some(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64).wrapping_add((rounds as u64) << 32)),
+                    ..Default::default()
+                },
+                max_tokens: self.cfg.max_tokens,
+                style: self.cfg.prompt_style,
+                in_flight: 64,
+            };
+            groups.extend(rollout(&self.engine, self.tok, &batch, &rc, &self.reward)?);
+            rounds += 1;
+        }
+        if groups.is_empty() {
+            return Err(RlError::Config(format!("step {step}: no training problems left to roll out")));
+        }
         let rollout_seconds = t0.elapsed().as_secs_f64();
+        let rollout_tokens: usize = groups.iter().flat_map(|g| &g.samples).map(|s| s.ids.len()).sum();
+        let n_rolled: usize = groups.iter().map(|g| g.samples.len()).sum();
         let t1 = Instant::now();
 
+        // The groups the update uses: all of them in plain GRPO; with dynamic sampling only
+        // those with signal, at most P.
+        let trained: Vec<&Group> = if self.cfg.dynamic_rounds > 0 {
+            groups.iter().filter(|g| has_signal(g)).take(p).collect()
+        } else {
+            groups.iter().collect()
+        };
         // Flatten to sequences with their advantages.
         let mut seqs: Vec<(&[u32], &[u32], f64)> = Vec::new();
-        for g in &groups {
+        for g in &trained {
             for (s, a) in g.samples.iter().zip(&g.advantages) {
                 seqs.push((&s.prompt_ids, &s.ids, *a));
             }
@@ -193,14 +231,21 @@ impl<'a> Grpo<'a> {
         let n_seqs = seqs.len();
         let device = self.policy.device().clone();
         let chunks: Vec<&[(&[u32], &[u32], f64)]> = seqs.chunks(self.cfg.micro_batch).collect();
-        // π_old and π_ref: fixed for the μ inner updates.
-        let mut fixed: Vec<(SeqBatch, Tensor, Option<Tensor>, Tensor)> = Vec::with_capacity(chunks.len());
+        // Log-probs of the distribution the rollouts were sampled from (logits / T), so the
+        // ratio, the KL and the policy gradient are on-policy at any rollout temperature.
+        let t = self.cfg.temperature as f64;
+        // π_old and π_ref: fixed for the μ inner updates. With μ = 1, π_old is the policy of
+        // the one update itself, so its log-probs are that forward's, detached: no extra pass.
+        let mut fixed: Vec<(SeqBatch, Option<Tensor>, Option<Tensor>, Tensor)> = Vec::with_capacity(chunks.len());
         for c in &chunks {
             let pairs: Vec<(&[u32], &[u32])> = c.iter().map(|(p, o, _)| (*p, *o)).collect();
             let batch = SeqBatch::new(&pairs, &device)?;
-            let old = token_logprobs(self.train_model.as_ref(), &batch)?.0.detach();
+            let old = match self.cfg.inner_updates {
+                1 => None,
+                _ => Some(token_logprobs(self.train_model.as_ref(), &batch, t)?.0.detach()),
+            };
             let reference = match &self.reference {
-                Some(r) if self.cfg.beta > 0.0 => Some(token_logprobs(r.as_ref(), &batch)?.0.detach()),
+                Some(r) if self.cfg.beta > 0.0 => Some(token_logprobs(r.as_ref(), &batch, t)?.0.detach()),
                 _ => None,
             };
             let adv = Tensor::from_vec(c.iter().map(|s| s.2 as f32).collect::<Vec<_>>(), c.len(), &device)?;
@@ -210,11 +255,14 @@ impl<'a> Grpo<'a> {
         let lr = self.lr_at(step);
         self.opt.set_learning_rate(lr);
         let (mut loss_sum, mut kl_sum, mut clip_sum, mut ent_sum, mut grad_norm) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for _ in 0..self.cfg.inner_updates {
+        // With dynamic sampling a step may find no group with signal: nothing to learn from.
+        let updates = if fixed.is_empty() { 0 } else { self.cfg.inner_updates };
+        for _ in 0..updates {
             let mut acc: Option<GradStore> = None;
             for (batch, old, reference, adv) in &fixed {
-                let (logp, entropy) = token_logprobs(self.train_model.as_ref(), batch)?;
-                let (loss, stats) = loss_fn.compute(&logp, old, reference.as_ref(), adv, &batch.mask)?;
+                let (logp, entropy) = token_logprobs(self.train_model.as_ref(), batch, t)?;
+                let old = old.clone().unwrap_or_else(|| logp.detach());
+                let (loss, stats) = loss_fn.compute(&logp, &old, reference.as_ref(), adv, &batch.mask)?;
                 // Weight each micro-batch by its share, so the sum is the full-batch loss.
                 let share = match self.cfg.loss_norm {
                     LossNorm::Token => batch.completion_tokens as f64 / total_tokens.max(1) as f64,
@@ -245,7 +293,7 @@ impl<'a> Grpo<'a> {
             grad_norm = clip_grad_norm(&self.vars, &mut grads, self.cfg.max_grad_norm)?;
             self.opt.step(&grads)?;
         }
-        let mu = self.cfg.inner_updates as f64;
+        let mu = updates.max(1) as f64;
         let mean = |f: &dyn Fn(&Group) -> Vec<f64>| {
             let all: Vec<f64> = groups.iter().flat_map(f).collect();
             all.iter().sum::<f64>() / all.len().max(1) as f64
@@ -256,20 +304,27 @@ impl<'a> Grpo<'a> {
             reward: mean(&|g: &Group| g.rewards.clone()),
             accuracy: part("accuracy"),
             format: part("format"),
-            response_length: total_tokens as f64 / n_seqs.max(1) as f64,
-            kl: kl_sum / mu,
+            response_length: rollout_tokens as f64 / n_rolled.max(1) as f64,
+            kl: self.reference.as_ref().map(|_| kl_sum / mu),
             clip_fraction: clip_sum / mu,
             entropy: ent_sum / mu,
             loss: loss_sum / mu,
             grad_norm,
             lr,
-            zero_signal_groups: groups.iter().filter(|g| g.advantages.iter().all(|a| *a == 0.0)).count() as f64,
+            zero_signal_groups: groups.iter().filter(|g| !has_signal(g)).count() as f64,
+            rollout_rounds: rounds,
+            groups_trained: trained.len(),
             rollout_seconds,
             train_seconds: t1.elapsed().as_secs_f64(),
-            rollout_tokens_per_second: total_tokens as f64 / rollout_seconds.max(1e-9),
+            rollout_tokens_per_second: rollout_tokens as f64 / rollout_seconds.max(1e-9),
         };
         Ok((metrics, groups))
     }
+}
+
+/// A group teaches something only when its rewards differ (its advantages are not all 0).
+fn has_signal(g: &Group) -> bool {
+    g.advantages.iter().any(|a| *a != 0.0)
 }
 
 /// Scales the gradients so their global L2 norm is at most `max_norm` (when > 0); returns

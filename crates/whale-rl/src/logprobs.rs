@@ -42,12 +42,20 @@ impl SeqBatch {
     }
 }
 
-/// Per-token log-probabilities `(b, L-1)` (f32) of the batch's next tokens, and the mean
-/// entropy of the distributions at completion positions (detached, for logging).
-pub fn token_logprobs(model: &dyn CausalLm, batch: &SeqBatch) -> Result<(Tensor, f64)> {
+/// Per-token log-probabilities `(b, L-1)` (f32) of the batch's next tokens under the
+/// model's distribution at `temperature` (softmax of logits / T: the one rollouts sampled
+/// from), and the mean entropy of those distributions at completion positions (detached,
+/// for logging).
+pub fn token_logprobs(model: &dyn CausalLm, batch: &SeqBatch, temperature: f64) -> Result<(Tensor, f64)> {
+    if !(temperature > 0.0) {
+        return Err(whale_core::WhaleError::invalid_config("temperature", format!("log-probs need T > 0, got {temperature}")));
+    }
     let out = model.forward_train(&batch.ids)?;
     let (b, l, v) = out.logits.dims3()?;
-    let logits = out.logits.narrow(1, 0, l - 1)?.to_dtype(DType::F32)?;
+    let mut logits = out.logits.narrow(1, 0, l - 1)?.to_dtype(DType::F32)?;
+    if temperature != 1.0 {
+        logits = (logits / temperature)?;
+    }
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let picked = logp.gather(&batch.targets.unsqueeze(2)?, 2)?.squeeze(2)?;
     let entropy = {

@@ -73,6 +73,14 @@ impl Policy {
         model_from_config(&self.config, &Weights::for_training(&self.varmap, 0.02, DType::F32, &self.device))
     }
 
+    /// A model for sampling over the same storage: it follows every optimizer step like
+    /// [`Policy::model`], but records no autograd graph, so it runs the inference kernels
+    /// (fused softmax and RoPE, batched decode attention, MLA's absorbed path). The engine
+    /// that samples rollouts runs this one.
+    pub fn inference_model(&self) -> Result<Box<dyn CausalLm>> {
+        model_from_config(&self.config, &Weights::over_vars(&self.varmap, DType::F32, &self.device))
+    }
+
     /// The Vars the optimizer updates, in name order.
     pub fn trainable(&self) -> Vec<Var> {
         let data = self.varmap.data().lock().expect("varmap lock");

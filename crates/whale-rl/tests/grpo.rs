@@ -25,7 +25,7 @@ fn training_logprobs_equal_inference_logprobs() {
     let (p, c): (Vec<u32>, Vec<u32>) = ((5..15).collect(), vec![40, 41, 300, 7]);
     let other: (Vec<u32>, Vec<u32>) = ((100..103).collect(), vec![9, 9]);
     let batch = SeqBatch::new(&[(&p, &c), (&other.0, &other.1)], &Device::Cpu).unwrap();
-    let (lp, _) = token_logprobs(policy.model().unwrap().as_ref(), &batch).unwrap();
+    let (lp, _) = token_logprobs(policy.model().unwrap().as_ref(), &batch, 1.0).unwrap();
     let lp = lp.to_vec2::<f32>().unwrap();
     // Inference: the cached forward over prompt + completion.
     let ids: Vec<u32> = p.iter().chain(&c).copied().collect();
@@ -37,6 +37,17 @@ fn training_logprobs_equal_inference_logprobs() {
         let d = (lp[0][pos] - logp[pos][tok as usize]).abs();
         assert!(d < 1e-4, "completion token {j}: {} vs {}", lp[0][pos], logp[pos][tok as usize]);
     }
+    // At temperature T the log-probs are those of softmax(logits / T), the distribution
+    // rollouts sampled from.
+    let (lp2, _) = token_logprobs(policy.model().unwrap().as_ref(), &batch, 2.0).unwrap();
+    let lp2 = lp2.to_vec2::<f32>().unwrap();
+    let scaled = candle_nn::ops::log_softmax(&(logits.squeeze(0).unwrap() / 2.0).unwrap(), D::Minus1).unwrap().to_vec2::<f32>().unwrap();
+    for (j, &tok) in c.iter().enumerate() {
+        let pos = p.len() + j - 1;
+        assert!((lp2[0][pos] - scaled[pos][tok as usize]).abs() < 1e-4, "T = 2, token {j}");
+        assert!((lp2[0][pos] - lp[0][pos]).abs() > 1e-3, "T = 2 must differ from T = 1 at token {j}");
+    }
+    assert!(token_logprobs(policy.model().unwrap().as_ref(), &batch, 0.0).is_err());
     let mask = batch.mask.to_vec2::<f32>().unwrap();
     assert_eq!(mask[0].iter().sum::<f32>(), 4.0);
     assert_eq!(mask[1].iter().sum::<f32>(), 2.0);
@@ -82,7 +93,9 @@ fn grpo_steps_raise_a_learnable_reward_and_the_engine_follows_the_weights() {
     let dir = fixture("deepseek_v3_tiny");
     let tok = Tokenizer::from_dir(fixture("tiny_chat_tokenizer")).unwrap();
     let policy = Policy::load(&dir, &Device::Cpu).unwrap();
-    let engine = Engine::start(policy.model().unwrap(), EngineConfig { max_batch: 16, ..Default::default() }).unwrap();
+    // One sequence per forward: which rollouts share a batch depends on timing, and f32 GEMMs
+    // round differently by row count, so a batched engine makes the run not reproducible.
+    let engine = Engine::start(policy.inference_model().unwrap(), EngineConfig { max_batch: 1, ..Default::default() }).unwrap();
     let reference = Some(load_model(&dir, DType::F32, &Device::Cpu).unwrap());
     let cfg = GrpoConfig {
         steps: 8,
@@ -103,10 +116,10 @@ fn grpo_steps_raise_a_learnable_reward_and_the_engine_follows_the_weights() {
         .collect();
     let mut rewards = vec![];
     for step in 0..cfg.steps {
-        let (m, groups) = grpo.step(step, &problems).unwrap();
+        let (m, groups) = grpo.step(step, &mut problems.iter().cloned()).unwrap();
         assert_eq!(groups.len(), 4);
         assert!(groups.iter().all(|g| g.samples.len() == 4));
-        assert!(m.loss.is_finite() && m.kl >= 0.0 && m.grad_norm.is_finite(), "{m:?}");
+        assert!(m.loss.is_finite() && m.kl.is_some_and(|kl| kl >= 0.0) && m.grad_norm.is_finite(), "{m:?}");
         rewards.push(m.reward);
     }
     eprintln!("rewards per step: {rewards:?}");
@@ -132,4 +145,58 @@ fn grpo_steps_raise_a_learnable_reward_and_the_engine_follows_the_weights() {
     let bad = GrpoConfig { group_size: 3, micro_batch: 8, ..cfg };
     let e = Grpo::new(bad, &policy, None, engine, &tok, Weighted::r1_zero()).err().unwrap().to_string();
     assert!(e.contains("4 prompts x 3 samples = 12") && e.contains("micro-batch 8"), "{e}");
+}
+
+/// Scores 0.5 for every output of a problem whose id starts with "flat" (a group with no
+/// signal), and like `Digits` otherwise.
+struct FlatOrDigits;
+impl Reward for FlatOrDigits {
+    fn name(&self) -> &str {
+        "accuracy"
+    }
+    fn score(&self, p: &Problem, output: &str, n: usize) -> f64 {
+        if p.id.starts_with("flat") { 0.5 } else { Digits.score(p, output, n) }
+    }
+}
+
+#[test]
+fn dynamic_sampling_draws_more_rounds_and_trains_only_on_groups_with_signal() {
+    let dir = fixture("deepseek_v3_tiny");
+    let tok = Tokenizer::from_dir(fixture("tiny_chat_tokenizer")).unwrap();
+    let policy = Policy::load(&dir, &Device::Cpu).unwrap();
+    let engine = Engine::start(policy.inference_model().unwrap(), EngineConfig { max_batch: 16, ..Default::default() }).unwrap();
+    let cfg = GrpoConfig {
+        steps: 2,
+        prompts_per_step: 2,
+        group_size: 4,
+        micro_batch: 4,
+        lr: 1e-2,
+        beta: 0.0,
+        max_tokens: 6,
+        temperature: 1.5,
+        prompt_style: PromptStyle::R1Zero,
+        dynamic_rounds: 3,
+        ..Default::default()
+    };
+    let reward = Weighted { parts: vec![(1.0, Box::new(FlatOrDigits))] };
+    let mut grpo = Grpo::new(cfg, &policy, None, engine, &tok, reward).unwrap();
+    let problem = |id: String| Problem { question: format!("question {id}"), id, check: Check::Value { gold: "1".into() } };
+    let weights = || policy.trainable()[0].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+
+    // Round 1 is all flat, round 2 has signal: two rounds, and only round 2's groups train.
+    let mut stream = (0..2).map(|i| problem(format!("flat{i}"))).chain((0..6).map(|i| problem(format!("p{i}"))));
+    let (m, groups) = grpo.step(0, &mut stream).unwrap();
+    assert_eq!(groups.len(), 2 * m.rollout_rounds);
+    assert_eq!(m.zero_signal_groups as usize, 2 + groups[2..].iter().filter(|g| g.advantages.iter().all(|a| *a == 0.0)).count());
+    assert!(m.rollout_rounds >= 2, "{m:?}");
+    assert_eq!(m.groups_trained, 2, "{m:?}");
+    assert!(groups[..2].iter().all(|g| g.problem.id.starts_with("flat")));
+
+    // Nothing but flat groups: every round is drawn, no update is made, nothing breaks.
+    let before = weights();
+    let mut flat = (0..6).map(|i| problem(format!("flat-b{i}")));
+    let (m, groups) = grpo.step(1, &mut flat).unwrap();
+    assert_eq!((m.rollout_rounds, groups.len(), m.groups_trained), (3, 6, 0));
+    assert_eq!(weights(), before, "no group with signal must leave the weights alone");
+    assert!(grpo.step(2, &mut std::iter::empty()).err().unwrap().to_string().contains("no training problems left"));
 }

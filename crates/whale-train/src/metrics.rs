@@ -40,6 +40,32 @@ pub struct StepRecord {
     pub tokens_per_s: f64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expert_load: Vec<ExpertLoad>,
+    /// What reinforcement-learning runs (`whale grpo`) log besides.
+    #[serde(flatten)]
+    pub rl: RlMetrics,
+}
+
+/// A GRPO step's rollout and policy statistics; all absent in a training run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RlMetrics {
+    /// Mean total reward of the step's rollouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<f64>,
+    /// Share of rollouts the accuracy reward accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Held-out greedy accuracy, on the steps that measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_accuracy: Option<f64>,
+    /// Mean completion tokens per rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_length: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_fraction: Option<f64>,
 }
 
 pub struct MetricsWriter {

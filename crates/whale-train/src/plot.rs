@@ -1,6 +1,8 @@
 //! `whale plot RUN_DIR`: PNG charts of `RUN_DIR/metrics.jsonl` into `RUN_DIR/plots/`:
 //! loss (train, MTP and validation), learning rate, gradient norm, expert load (busiest
-//! expert over the mean, and experts that got no token, per MoE layer) and tokens/s.
+//! expert over the mean, and experts that got no token, per MoE layer) and tokens/s; for a
+//! GRPO run also reward and accuracy (rollouts and held-out), response length, KL to the
+//! reference, entropy and clip fraction.
 //!
 //! Text needs a TrueType font, which plotters' pure-Rust bitmap backend does not bundle:
 //! `WHALE_PLOT_FONT` or a common system font (DejaVu, Liberation, Noto) is registered at
@@ -208,6 +210,40 @@ pub fn plot_run(run_dir: &Path) -> Result<Vec<PathBuf>> {
         "Throughput",
         "tokens/s",
         vec![series("tokens/s", 4, &recs, |r| Some(r.tokens_per_s))],
+    )?;
+    draw(
+        "reward.png",
+        "Reward and accuracy",
+        "per rollout / share correct",
+        vec![
+            series("reward", 0, &recs, |r| r.rl.reward),
+            series("rollout accuracy", 1, &recs, |r| r.rl.accuracy),
+            series("held-out greedy accuracy", 2, &recs, |r| r.rl.eval_accuracy),
+        ],
+    )?;
+    draw(
+        "response_length.png",
+        "Response length",
+        "completion tokens",
+        vec![series("mean response length", 4, &recs, |r| r.rl.response_length)],
+    )?;
+    draw(
+        "kl.png",
+        "KL to the reference policy (k3)",
+        "nats per token",
+        vec![series("KL", 3, &recs, |r| r.rl.kl)],
+    )?;
+    draw(
+        "entropy.png",
+        "Policy entropy at the rollout temperature",
+        "nats per token",
+        vec![series("entropy", 5, &recs, |r| r.rl.entropy)],
+    )?;
+    draw(
+        "clip_fraction.png",
+        "Share of tokens whose ratio was clipped",
+        "fraction",
+        vec![series("clip fraction", 6, &recs, |r| r.rl.clip_fraction)],
     )?;
     let mut layers: Vec<usize> = recs
         .iter()

@@ -443,6 +443,7 @@ impl Trainer {
                     dead: l.dead,
                 })
                 .collect(),
+            rl: Default::default(),
         })
     }
 

@@ -1,13 +1,16 @@
 //! `whale bench`: prefill and decode throughput, measured the way llama-bench does —
 //! `pp N` is one forward over an N-token prompt, `tg N` is N single-token decode steps
 //! through the KV cache — repeated, reported as mean ± standard deviation of tokens/s.
+//! `--parallel 1,4,16` adds batched decoding the way llama-batched-bench measures it: N
+//! sequences, each with its own cache, decoded together one token each per forward (the
+//! engine's continuous batching), reported as the aggregate tokens/s of all N (`tg128 x4`).
 
 use crate::model_args::ModelArgs;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
-use whale_model::CausalLm;
+use whale_model::{CausalLm, SeqStep};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,6 +25,9 @@ pub struct Args {
     /// Repetitions of each test.
     #[arg(short = 'r', long, default_value_t = 3)]
     repetitions: usize,
+    /// Sequences decoded together in the decode test, comma-separated (1: the plain test).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    parallel: Vec<usize>,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -74,9 +80,27 @@ fn time_decode(model: &dyn CausalLm, first: u32, n: usize) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// Seconds for `n` decode steps of `seqs` sequences together (one token each per forward),
+/// each after its own one-token prompt; every sequence follows its own greedy choice.
+fn time_decode_parallel(model: &dyn CausalLm, firsts: &[u32], n: usize) -> Result<f64> {
+    let mut caches: Vec<_> = firsts.iter().map(|_| model.new_cache()).collect();
+    let mut next: Vec<u32> = firsts.to_vec();
+    let start = Instant::now();
+    for _ in 0..n {
+        let mut steps: Vec<SeqStep<'_>> =
+            caches.iter_mut().zip(&next).map(|(cache, id)| SeqStep { ids: std::slice::from_ref(id), cache }).collect();
+        let logits = model.forward_seqs(&mut steps)?;
+        next = whale_model::causal_lm::argmax_last(&logits)?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
 pub fn run(args: Args) -> Result<()> {
     if args.repetitions == 0 {
         bail!("--repetitions must be at least 1");
+    }
+    if args.parallel.iter().any(|&p| p == 0) {
+        bail!("--parallel {:?}: every count must be at least 1", args.parallel);
     }
     let model = args.model.load()?;
     let info = model.info().clone();
@@ -110,11 +134,20 @@ pub fn run(args: Args) -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         stats.push(Stat { test: format!("pp{}", args.n_prompt), samples });
     }
-    if args.n_gen > 0 {
-        let samples = (0..args.repetitions)
-            .map(|_| time_decode(model.as_ref(), prompt.first().copied().unwrap_or(1), args.n_gen).map(|s| args.n_gen as f64 / s))
-            .collect::<Result<Vec<_>>>()?;
-        stats.push(Stat { test: format!("tg{}", args.n_gen), samples });
+    for &parallel in args.parallel.iter().filter(|_| args.n_gen > 0) {
+        let samples = if parallel == 1 {
+            (0..args.repetitions)
+                .map(|_| time_decode(model.as_ref(), prompt.first().copied().unwrap_or(1), args.n_gen).map(|s| args.n_gen as f64 / s))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            let firsts = random_ids(parallel, info.vocab_size, 7);
+            time_decode_parallel(model.as_ref(), &firsts, args.n_gen.min(4))?;
+            (0..args.repetitions)
+                .map(|_| time_decode_parallel(model.as_ref(), &firsts, args.n_gen).map(|s| (parallel * args.n_gen) as f64 / s))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let test = if parallel == 1 { format!("tg{}", args.n_gen) } else { format!("tg{} x{parallel}", args.n_gen) };
+        stats.push(Stat { test, samples });
     }
 
     let name = args.model.model.file_name().map_or_else(|| args.model.model.display().to_string(), |n| n.to_string_lossy().into_owned());

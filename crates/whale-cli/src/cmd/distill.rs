@@ -21,7 +21,7 @@ use whale_rl::Policy;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SampleArgs {
-    /// arithmetic[:DIGITS], countdown[:COUNT], linear[:MAX], word[:MAX], or a .jsonl file.
+    /// arithmetic[:DIGITS], countdown[:COUNT], linear[:MAX], word[:MAX], or a .jsonl / .parquet file (question and answer fields).
     #[arg(long)]
     task: String,
     #[arg(long, default_value = "question")]

@@ -19,7 +19,7 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     engine: EngineArgs,
-    /// arithmetic[:DIGITS], countdown[:COUNT], linear[:MAX], word[:MAX], or a .jsonl file.
+    /// arithmetic[:DIGITS], countdown[:COUNT], linear[:MAX], word[:MAX], or a .jsonl / .parquet file (question and answer fields).
     #[arg(long)]
     task: String,
     /// Field of a .jsonl task holding the question.

@@ -20,7 +20,7 @@ use whale_rl::{Grpo, GrpoConfig, LossNorm, Policy};
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// arithmetic[:DIGITS], countdown[:COUNT], linear[:MAX], word[:MAX], or a .jsonl file.
+    /// arithmetic[:DIGITS], countdown[:COUNT], linear[:MAX], word[:MAX], or a .jsonl / .parquet file (question and answer fields).
     #[arg(long)]
     task: String,
     #[arg(long, default_value = "question")]
@@ -89,6 +89,10 @@ pub struct Args {
     eval_every: usize,
     #[arg(long, default_value_t = 50)]
     eval_problems: usize,
+    /// DAPO's dynamic sampling: draw up to N rollout rounds of P prompts per step until P
+    /// groups have unequal rewards, and train on those only (0: plain GRPO, every group counts).
+    #[arg(long, default_value_t = 0)]
+    dynamic_sampling: usize,
     /// Sequences decoded together by the rollout engine.
     #[arg(long, default_value_t = 16)]
     max_batch: usize,
@@ -137,10 +141,12 @@ pub fn run(args: Args) -> Result<()> {
         max_tokens: args.max_tokens,
         seed: args.seed,
         prompt_style: style,
+        dynamic_rounds: args.dynamic_sampling,
     };
     cfg.validate()?;
     let reward = rewards(&args.rewards, args.max_tokens)?;
-    let train = task.problems(Split::Train, args.steps * args.prompts)?;
+    // Dynamic sampling may draw up to `rounds` batches of prompts per step.
+    let train = task.problems(Split::Train, args.steps * args.prompts * args.dynamic_sampling.max(1))?;
     let held_out = if args.eval_every > 0 { task.problems(Split::Test, args.eval_problems)? } else { vec![] };
 
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -150,7 +156,7 @@ pub fn run(args: Args) -> Result<()> {
     let policy = Policy::load(&args.model.model, &device).with_context(|| format!("loading {}", args.model.model.display()))?;
     let reference = if args.beta > 0.0 { Some(args.model.load()?) } else { None };
     // No prefix cache: the weights change every step.
-    let engine = Engine::start(policy.model()?, EngineConfig { max_batch: args.max_batch, max_queue: 4096, ..Default::default() })?;
+    let engine = Engine::start(policy.inference_model()?, EngineConfig { max_batch: args.max_batch, max_queue: 4096, ..Default::default() })?;
     let mut grpo = Grpo::new(cfg.clone(), &policy, reference, engine.clone(), &tok, reward)?;
     let metrics_path = args.out.join("metrics.jsonl");
     let mut metrics = std::fs::File::create(&metrics_path).with_context(|| format!("creating {}", metrics_path.display()))?;
@@ -162,9 +168,10 @@ pub fn run(args: Args) -> Result<()> {
         task.name(), policy.parameter_count(), args.steps, args.prompts, args.group, args.lr, args.beta, args.clip, args.out.display()
     );
     let mut saved: Vec<PathBuf> = Vec::new();
-    for (step, problems) in train.chunks(args.prompts).enumerate() {
-        let (m, groups) = grpo.step(step, problems)?;
-        let mut line = metrics_line(&m, args.prompts * args.group)?;
+    let mut problems = train.into_iter();
+    for step in 0..args.steps {
+        let (m, groups) = grpo.step(step, &mut problems)?;
+        let mut line = metrics_line(&m, m.rollout_rounds * args.prompts * args.group)?;
         if args.eval_every > 0 && (step + 1) % args.eval_every == 0 {
             line["eval_accuracy"] = held_out_accuracy(&engine, &tok, &held_out, style, args.max_tokens)?.into();
         }
@@ -182,7 +189,8 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         bar.inc(1);
-        bar.set_message(format!("reward {:.3}  acc {:.3}  len {:.0}  kl {:.4}", m.reward, m.accuracy, m.response_length, m.kl));
+        let kl = m.kl.map_or_else(String::new, |kl| format!("  kl {kl:.4}"));
+        bar.set_message(format!("reward {:.3}  acc {:.3}  len {:.0}{kl}", m.reward, m.accuracy, m.response_length));
         if args.save_every > 0 && (step + 1) % args.save_every == 0 && step + 1 < args.steps {
             let dir = args.out.join("checkpoints").join(format!("step-{}", step + 1));
             policy.save(&dir)?;
@@ -237,13 +245,15 @@ mod tests {
             accuracy: 0.5,
             format: 1.0,
             response_length: 40.0,
-            kl: 0.01,
+            kl: Some(0.01),
             clip_fraction: 0.0,
             entropy: 0.7,
             loss: 0.02,
             grad_norm: 0.3,
             lr: 1e-5,
             zero_signal_groups: 1.0,
+            rollout_rounds: 1,
+            groups_trained: 4,
             rollout_seconds: 1.0,
             train_seconds: 2.0,
             rollout_tokens_per_second: 640.0,
@@ -254,6 +264,12 @@ mod tests {
         let recs = whale_train::metrics::read(&dir.join("metrics.jsonl")).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!((recs[0].step, recs[0].tokens, recs[0].tokens_per_s), (3, 640, 640.0));
+        assert_eq!((recs[0].rl.accuracy, recs[0].rl.kl, recs[0].rl.response_length), (Some(0.5), Some(0.01), Some(40.0)));
+        // `whale plot` draws the RL curves of a GRPO run.
+        let drawn = whale_train::plot::plot_run(&dir).unwrap();
+        for name in ["reward.png", "response_length.png", "kl.png", "entropy.png", "loss.png"] {
+            assert!(drawn.iter().any(|p| p.ends_with(name)), "{name} not drawn: {drawn:?}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -30,9 +30,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("word[:MAX]", "one- or two-step word problems, quantities up to MAX (default 20)"),
 ];
 
-/// `arithmetic:3`, `countdown`, … or a `.jsonl` file (with its question/answer field names).
+/// `arithmetic:3`, `countdown`, … or a `.jsonl` / `.parquet` file (with its question/answer
+/// field names).
 pub fn task_by_name(spec: &str, question_field: &str, answer_field: &str) -> Result<Box<dyn Task>, EvalError> {
-    if spec.ends_with(".jsonl") || Path::new(spec).is_file() {
+    if spec.ends_with(".jsonl") || spec.ends_with(".parquet") || Path::new(spec).is_file() {
         return Ok(Box::new(Dataset::new(Path::new(spec), question_field, answer_field)));
     }
     let (name, knob) = match spec.split_once(':') {
@@ -58,7 +59,7 @@ pub fn task_by_name(spec: &str, question_field: &str, answer_field: &str) -> Res
         "word" => Box::new(Generated::new(WordProblems { max_quantity: num(20, 4, 100000)? }, TEST_SIZE)),
         _ => {
             let known = BUILT_IN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
-            return Err(EvalError::Task(format!("unknown task {spec:?}: use one of {known}, or a .jsonl file")));
+            return Err(EvalError::Task(format!("unknown task {spec:?}: use one of {known}, or a .jsonl or .parquet file")));
         }
     })
 }

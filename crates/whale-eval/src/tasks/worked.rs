@@ -85,7 +85,7 @@ fn sub_columns(a: i64, b: i64) -> (Vec<String>, i64) {
 mod tests {
     use super::*;
     use crate::problem::Check;
-    use crate::task::{Split, Task};
+    use crate::task::Split;
 
     #[test]
     fn traces_show_each_column() {

@@ -12,10 +12,13 @@
 //!   `W_UV` after attention (decoding: no per-token expansion of the whole history).
 
 use crate::block::{per_segment, Attention, Segment};
+use crate::decode;
 use candle_core::{Tensor, D};
+use std::borrow::Cow;
 use whale_core::config::DeepSeekConfig;
 use whale_core::{Result, Weights};
 use whale_nn::attention::{attend, masked_softmax};
+use whale_nn::decode_attention;
 use whale_nn::{LayerCache, Linear, RmsNorm, Rope};
 
 /// Which MLA path to run.
@@ -110,6 +113,15 @@ impl Mla {
         Ok((w_uk, w_uv_t))
     }
 
+    /// `W_UK` and `W_UVᵀ`: split once at load for frozen weights, from the current Vars
+    /// (so they follow training) otherwise.
+    fn absorbed_weights(&self) -> Result<Cow<'_, (Tensor, Tensor)>> {
+        Ok(match &self.absorbed {
+            Some(w) => Cow::Borrowed(w),
+            None => Cow::Owned(self.split_kv_b()?),
+        })
+    }
+
     /// `x: (T, d)` → un-roped queries `(T, h, nope + rope)`.
     fn queries(&self, x: &Tensor) -> Result<Tensor> {
         let q = match &self.q {
@@ -178,14 +190,8 @@ impl Mla {
     fn absorbed(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, h, t, _) = q_nope.dims4()?;
         let l = latent.dim(1)?;
-        let owned;
-        let (w_uk, w_uv_t) = match &self.absorbed {
-            Some((a, b)) => (a, b),
-            None => {
-                owned = self.split_kv_b()?;
-                (&owned.0, &owned.1)
-            }
-        };
+        let weights = self.absorbed_weights()?;
+        let (w_uk, w_uv_t) = (&weights.0, &weights.1);
         // q_nope · W_UK per head: (h, b·t, nope) × (h, nope, kv_lora).
         let q_lat = q_nope.transpose(0, 1)?.contiguous()?.reshape((h, b * t, self.nope))?.matmul(w_uk)?;
         // Heads become rows of one GEMM per sequence: the latent is shared by all heads.
@@ -203,11 +209,44 @@ impl Mla {
     }
 }
 
+impl Mla {
+    /// A batched decode step (`crate::decode`): one new token per segment, all roped in one
+    /// op, each latent appended to its own cache, attention in latent space by the fused
+    /// kernel. `q: (n, h, nope + rope)`, `lat: (n, kv_lora + rope)` → `(n, h · v)`.
+    fn decode_batch(&self, q: &Tensor, lat: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
+        let (n, h) = (segs.len(), self.n_heads);
+        let table = decode::rope_table(&self.rope, segs, lat)?;
+        let q = q.unsqueeze(0)?.transpose(1, 2)?; // (1, h, n, qk)
+        let q_nope = q.narrow(D::Minus1, 0, self.nope)?.squeeze(0)?.contiguous()?; // (h, n, nope)
+        let q_pe = self.rope.apply(&q.narrow(D::Minus1, self.nope, self.rope_dim)?, &table)?.squeeze(0)?.transpose(0, 1)?;
+        let k_pe = lat.narrow(D::Minus1, self.kv_lora, self.rope_dim)?.reshape((1, 1, n, self.rope_dim))?;
+        let k_pe = self.rope.apply(&k_pe, &table)?.reshape((n, self.rope_dim))?;
+        let new = Tensor::cat(&[&lat.narrow(D::Minus1, 0, self.kv_lora)?, &k_pe], D::Minus1)?; // (n, width)
+        let mut latents = Vec::with_capacity(n);
+        for (i, cache) in caches.iter_mut().enumerate() {
+            let Some(LayerCache::Latent { latent, .. }) = cache.as_deref_mut() else {
+                return Err(whale_core::WhaleError::InvalidInput("MLA layer given a dense KV cache".into()));
+            };
+            latents.push(latent.append(&new.narrow(0, i, 1)?.unsqueeze(0)?)?);
+        }
+        let weights = self.absorbed_weights()?;
+        let (w_uk, w_uv_t) = (&weights.0, &weights.1);
+        let q_lat = q_nope.matmul(w_uk)?.transpose(0, 1)?; // (n, h, kv_lora)
+        let refs: Vec<&Tensor> = latents.iter().collect();
+        let o_lat = decode_attention::latent(&q_lat, &q_pe, &refs, self.scale)?; // (n, h, kv_lora)
+        let o = o_lat.transpose(0, 1)?.contiguous()?.matmul(w_uv_t)?; // (h, n, v)
+        Ok(o.transpose(0, 1)?.reshape((n, h * self.v_dim))?)
+    }
+}
+
 impl Attention for Mla {
     fn forward(&self, x: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
         // Down/up projections over all tokens at once; attention per sequence.
         let q = self.queries(x)?;
         let lat = self.latent(x)?;
+        if self.mode != MlaMode::Naive && decode::applies(x, segs, caches) {
+            return self.o_proj.forward(&self.decode_batch(&q, &lat, segs, caches)?);
+        }
         let track = x.track_op();
         let o = per_segment(segs, caches, |seg, cache| {
             let q = q.narrow(0, seg.start, seg.len)?;

@@ -8,6 +8,7 @@
 //! layers), and only read the window; a ring buffer would bound their memory.
 
 use crate::block::{per_segment, Attention, Segment};
+use crate::decode::{self, DenseLayer};
 use candle_core::Tensor;
 use whale_core::config::Gemma3Config;
 use whale_core::{Result, WhaleError, Weights};
@@ -63,6 +64,15 @@ impl Gemma3Attention {
 impl Attention for Gemma3Attention {
     fn forward(&self, x: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
         let (q_all, k_all, v_all) = (self.q_proj.forward(x)?, self.k_proj.forward(x)?, self.v_proj.forward(x)?);
+        if decode::applies(x, segs, caches) {
+            let layer = DenseLayer {
+                qk_norms: Some((&self.q_norm, &self.k_norm)),
+                window: self.window,
+                ..DenseLayer::new(self.n_heads, self.n_kv_heads, self.head_dim, self.scale, &self.rope)
+            };
+            let o = decode::dense(&layer, (&q_all, &k_all, &v_all), segs, caches)?;
+            return self.post_norm.forward(&self.o_proj.forward(&o)?);
+        }
         let o = per_segment(segs, caches, |seg, cache| {
             // (1, heads, len, head_dim)
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {

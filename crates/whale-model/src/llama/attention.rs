@@ -2,6 +2,7 @@
 //! groups of query heads, RoPE on queries and keys, a dense KV cache.
 
 use crate::block::{per_segment, Attention, Segment};
+use crate::decode::{self, DenseLayer};
 use candle_core::Tensor;
 use whale_core::config::LlamaConfig;
 use whale_core::{Result, WhaleError, Weights};
@@ -42,6 +43,10 @@ impl Attention for GqaAttention {
     fn forward(&self, x: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
         // Projections over all tokens at once; attention per sequence.
         let (q_all, k_all, v_all) = (self.q_proj.forward(x)?, self.k_proj.forward(x)?, self.v_proj.forward(x)?);
+        if decode::applies(x, segs, caches) {
+            let layer = DenseLayer::new(self.n_heads, self.n_kv_heads, self.head_dim, self.scale, &self.rope);
+            return self.o_proj.forward(&decode::dense(&layer, (&q_all, &k_all, &v_all), segs, caches)?);
+        }
         let o = per_segment(segs, caches, |seg, cache| {
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {
                 Ok(t.narrow(0, seg.start, seg.len)?.reshape((1, seg.len, n, self.head_dim))?.transpose(1, 2)?)

@@ -29,6 +29,10 @@ pub struct Args {
     /// CPU threads (default: all cores).
     #[arg(short = 't', long)]
     threads: Option<usize>,
+    /// Stop after this stage (e.g. `pretrain`: the data, the tokenizer and a pretrained
+    /// teacher to experiment from).
+    #[arg(long, value_parser = STAGE_NAMES)]
+    until: Option<String>,
 }
 
 /// Every problem comes from this task: its training split feeds the data, SFT, GRPO and
@@ -38,7 +42,12 @@ const TASK: &str = "addsub:2";
 const STYLE: &str = "chat-plain";
 /// Written first into the run folder; `--force` deletes only folders that hold it.
 const MARKER: &str = "demo.json";
-const STAGES: usize = 13;
+/// The stages in order, as `--until` names them.
+const STAGE_NAMES: [&str; 13] = [
+    "data", "tokenizer", "pretrain", "sft", "eval-sft", "grpo", "eval-grpo", "student-base", "rejection-sampling", "distill",
+    "quantize", "eval-student", "serve",
+];
+const STAGES: usize = STAGE_NAMES.len();
 /// Fewer kept teacher traces than this are too few to train a student on.
 const MIN_TRACES: usize = 8;
 
@@ -50,17 +59,21 @@ pub fn run(args: Args) -> Result<()> {
         crate::model_args::set_threads(n)?;
     }
     let p = |rel: &str| out.join(rel).to_string_lossy().into_owned();
-    let mut log = Log::new(args.quick);
+    let mut log = Log::new(args.quick, args.until.clone());
     let (max_tokens, seq_len) = (r.max_tokens.to_string(), r.seq_len.to_string());
 
     log.begin("data", &format!("worked add/subtract problems from the {TASK} task's training split"));
     let c = data::write(&out.join("data"), TASK, r.pretrain_docs, r.sft_examples)?;
-    log.end(format!("{} pretraining documents, {} SFT examples in {}", c.pretrain_docs, c.sft_examples, p("data")));
+    if log.end(format!("{} pretraining documents, {} SFT examples in {}", c.pretrain_docs, c.sft_examples, p("data"))) {
+        return log.stop(&out);
+    }
 
     log.begin("tokenizer", "a byte-level BPE with DeepSeek-R1's special tokens and chat template");
     whale(&["tokenizer", "train", &p("data/pretrain.txt"), "--out", &p("tokenizer"), "--vocab-size", "512", "--pre", "qwen2", "--max-length", "512"])?;
     let vocab = whale_text::tokenizer::Tokenizer::from_file(&out.join("tokenizer/tokenizer.json"))?.vocab_size();
-    log.end(format!("{vocab} tokens"));
+    if log.end(format!("{vocab} tokens")) {
+        return log.stop(&out);
+    }
 
     log.begin("pretrain", "a DeepSeek-V3-architecture teacher (MLA, DeepSeekMoE, MTP) from scratch on the corpus");
     std::fs::create_dir_all(out.join("pretrain"))?;
@@ -68,7 +81,9 @@ pub fn run(args: Args) -> Result<()> {
     write_text(&out.join("pretrain/run.toml"), &r.run_toml(r.pretrain_steps, true))?;
     whale(&["train", "--config", &p("pretrain/run.toml")])?;
     let teacher_base = p(&format!("pretrain/checkpoints/step-{:08}", r.pretrain_steps));
-    log.end(format!("val loss {}; plots: whale plot {}", last_metric(&out.join("pretrain"), "val_loss")?, p("pretrain")));
+    if log.end(format!("val loss {}; plots: whale plot {}", last_metric(&out.join("pretrain"), "val_loss")?, p("pretrain"))) {
+        return log.stop(&out);
+    }
 
     log.begin("sft", "cold start: chat SFT on worked examples, loss on the assistant's turn only");
     whale(&[
@@ -76,7 +91,9 @@ pub fn run(args: Args) -> Result<()> {
         "--steps", &r.sft_steps.to_string(), "--seq-len", &seq_len, "--lr", "1e-3", "--warmup-steps", "5",
         "--eval-every", &(r.sft_steps / 3).max(1).to_string(),
     ])?;
-    log.end(format!("val loss {}", last_metric(&out.join("sft"), "val_loss")?));
+    if log.end(format!("val loss {}", last_metric(&out.join("sft"), "val_loss")?)) {
+        return log.stop(&out);
+    }
 
     let eval = |model: &str, name: &str| -> Vec<String> {
         vec![
@@ -88,7 +105,9 @@ pub fn run(args: Args) -> Result<()> {
     log.begin("eval sft", "held-out pass@1 before RL (R1's sampling: temperature 0.6, top-p 0.95)");
     whale(&eval(&p("sft/final"), "sft"))?;
     let before = accuracy(&out.join("eval/sft"))?;
-    log.end(before.line());
+    if log.end(before.line()) {
+        return log.stop(&out);
+    }
 
     log.begin("grpo", "GRPO on the task's rule-based rewards (accuracy + format), rollouts through the engine");
     whale(&[
@@ -98,12 +117,16 @@ pub fn run(args: Args) -> Result<()> {
         "--max-tokens", &max_tokens, "--max-batch", "32", "--save-every", "0", "--prompt-style", STYLE,
     ])?;
     let (first, last) = first_last_mean(&out.join("grpo"), "accuracy", 5)?;
-    log.end(format!("rollout accuracy {:.1}% over the first 5 steps, {:.1}% over the last 5", 100.0 * first, 100.0 * last));
+    if log.end(format!("rollout accuracy {:.1}% over the first 5 steps, {:.1}% over the last 5", 100.0 * first, 100.0 * last)) {
+        return log.stop(&out);
+    }
 
     log.begin("eval grpo", "held-out pass@1 after RL, same problems and settings");
     whale(&eval(&p("grpo/final"), "grpo"))?;
     let after = accuracy(&out.join("eval/grpo"))?;
-    log.end(format!("{} ({:+.1} points)", after.line(), 100.0 * (after.pass1 - before.pass1)));
+    if log.end(format!("{} ({:+.1} points)", after.line(), 100.0 * (after.pass1 - before.pass1))) {
+        return log.stop(&out);
+    }
 
     log.begin("student base", "a dense Qwen2 student (the R1-Distill architecture) pretrained on the same corpus");
     std::fs::create_dir_all(out.join("student"))?;
@@ -111,7 +134,9 @@ pub fn run(args: Args) -> Result<()> {
     write_text(&out.join("student/run.toml"), &r.run_toml(r.student_steps, false))?;
     whale(&["train", "--config", &p("student/run.toml")])?;
     let student_base = p(&format!("student/checkpoints/step-{:08}", r.student_steps));
-    log.end(format!("val loss {}", last_metric(&out.join("student"), "val_loss")?));
+    if log.end(format!("val loss {}", last_metric(&out.join("student"), "val_loss")?)) {
+        return log.stop(&out);
+    }
 
     log.begin("rejection sampling", "the GRPO teacher's answers, only the verified-correct ones kept with their reasoning");
     whale(&[
@@ -129,7 +154,9 @@ pub fn run(args: Args) -> Result<()> {
         );
         (p("data/sft.jsonl"), format!("only {kept} traces kept: the student uses the worked examples"))
     };
-    log.end(note);
+    if log.end(note) {
+        return log.stop(&out);
+    }
 
     log.begin("distill", "the student fine-tuned on the teacher's verified reasoning traces");
     whale(&[
@@ -137,17 +164,23 @@ pub fn run(args: Args) -> Result<()> {
         "--out", &p("distill"), "--steps", &r.distill_steps.to_string(), "--seq-len", &seq_len, "--lr", "2e-3",
         "--warmup-steps", "5", "--eval-every", &(r.distill_steps / 3).max(1).to_string(),
     ])?;
-    log.end(format!("val loss {}", last_metric(&out.join("distill"), "val_loss")?));
+    if log.end(format!("val loss {}", last_metric(&out.join("distill"), "val_loss")?)) {
+        return log.stop(&out);
+    }
 
     log.begin("quantize", "the student to a Q8_0 GGUF file (llama.cpp's format, tokenizer embedded)");
     let gguf = p("student-q8_0.gguf");
     whale(&["quantize", &p("distill/final"), &gguf, "--type", "q8_0"])?;
-    log.end(format!("{} ({} KiB)", gguf, std::fs::metadata(&gguf)?.len() / 1024));
+    if log.end(format!("{} ({} KiB)", gguf, std::fs::metadata(&gguf)?.len() / 1024)) {
+        return log.stop(&out);
+    }
 
     log.begin("eval student", "the quantized student's held-out pass@1, same problems and settings");
     whale(&eval(&gguf, "student"))?;
     let student = accuracy(&out.join("eval/student"))?;
-    log.end(student.line());
+    if log.end(student.line()) {
+        return log.stop(&out);
+    }
 
     for run in ["pretrain", "sft", "grpo", "student", "distill"] {
         whale(&["plot", &p(run)])?;
@@ -177,7 +210,9 @@ pub fn run(args: Args) -> Result<()> {
             u["completion_tokens_details"]["reasoning_tokens"], u["cost"]["total"], u["cost"]["currency"].as_str().unwrap_or_default(),
         );
     }
-    log.end(format!("{} turns, {hits} prompt tokens from the prefix cache", turns.len()));
+    if log.end(format!("{} turns, {hits} prompt tokens from the prefix cache", turns.len())) {
+        return log.stop(&out);
+    }
 
     let summary = log.summary(&out, &before, &after, &student);
     write_text(&out.join("summary.md"), &summary)?;
@@ -266,14 +301,15 @@ fn accuracy(dir: &Path) -> Result<Accuracy> {
 /// Stage banners with timings, and the closing table.
 struct Log {
     quick: bool,
+    until: Option<String>,
     start: Instant,
     stage: Option<(String, Instant)>,
     rows: Vec<(String, f64, String)>,
 }
 
 impl Log {
-    fn new(quick: bool) -> Log {
-        Log { quick, start: Instant::now(), stage: None, rows: Vec::new() }
+    fn new(quick: bool, until: Option<String>) -> Log {
+        Log { quick, until, start: Instant::now(), stage: None, rows: Vec::new() }
     }
 
     fn begin(&mut self, name: &str, what: &str) {
@@ -281,11 +317,29 @@ impl Log {
         self.stage = Some((name.to_string(), Instant::now()));
     }
 
-    fn end(&mut self, result: String) {
+    /// Closes the stage; true when it is the `--until` stage.
+    fn end(&mut self, result: String) -> bool {
         let (name, t0) = self.stage.take().expect("end after begin");
         let secs = t0.elapsed().as_secs_f64();
         println!("[{}/{STAGES}] {name} done in {secs:.1}s: {result}", self.rows.len() + 1);
+        let last = self.until.as_deref() == Some(name.replace(' ', "-").as_str());
         self.rows.push((name, secs, result));
+        last
+    }
+
+    /// Ends the run early (`--until`): the stages so far, as in the full summary.
+    fn stop(&self, out: &Path) -> Result<()> {
+        let mut s = format!(
+            "# whale demo --until {}: {:.1} minutes\n\n| stage | seconds | result |\n| --- | --- | --- |\n",
+            self.until.as_deref().unwrap_or_default(),
+            self.start.elapsed().as_secs_f64() / 60.0
+        );
+        for (name, secs, result) in &self.rows {
+            let _ = writeln!(s, "| {name} | {secs:.1} | {result} |");
+        }
+        write_text(&out.join("summary.md"), &s)?;
+        println!("\n{s}");
+        Ok(())
     }
 
     fn summary(&self, out: &Path, before: &Accuracy, after: &Accuracy, student: &Accuracy) -> String {
