@@ -1,8 +1,10 @@
-//! The batched decode step: every segment of the forward is one new token of its own
-//! sequence, appended to that sequence's cache. The attention layers then rope all new
-//! tokens in one op (a table with one row per sequence's position) and attend with the
-//! fused kernels of `whale_nn::decode_attention` instead of composing tensor ops per
-//! sequence. Prefill, mixed steps and training keep the per-segment path.
+//! Decode attention through the fused kernels of `whale_nn::decode_attention`. When every
+//! segment of a forward is one new token of its own sequence (a batched decode step), the
+//! attention layers rope all new tokens in one op (a table with one row per sequence's
+//! position) and attend in one kernel call. In a step that mixes decodes with prefills, each
+//! decode segment still takes the same kernel on its own, so a token's arithmetic never
+//! depends on what else is in the batch: served beside others, a request gets the tokens it
+//! gets alone. Prefill segments and training keep the composed path.
 
 use crate::block::Segment;
 use candle_core::Tensor;
@@ -10,14 +12,20 @@ use whale_core::{Result, WhaleError};
 use whale_nn::decode_attention::{self, DenseKv};
 use whale_nn::{LayerCache, Rope, RopeTable, RmsNorm};
 
-/// Whether this forward is a batched decode step the fused kernels can take.
+/// Whether the fused kernels can run in this forward at all: inference (nothing tracked for
+/// autograd) on f32 CPU tensors.
+pub fn kernels_apply(x: &Tensor) -> bool {
+    !x.track_op() && decode_attention::supported(x.dtype(), x.device())
+}
+
+/// Whether a segment is a decode: one new token appended to a cache.
+pub fn is_decode(seg: &Segment, cache: &Option<&mut LayerCache>) -> bool {
+    seg.len == 1 && cache.is_some()
+}
+
+/// Whether this forward is a batched decode step: every segment a decode.
 pub fn applies(x: &Tensor, segs: &[Segment], caches: &[Option<&mut LayerCache>]) -> bool {
-    !x.track_op()
-        && decode_attention::supported(x.dtype(), x.device())
-        && !segs.is_empty()
-        && segs.iter().all(|s| s.len == 1)
-        && caches.len() == segs.len()
-        && caches.iter().all(Option::is_some)
+    kernels_apply(x) && !segs.is_empty() && caches.len() == segs.len() && segs.iter().zip(caches).all(|(s, c)| is_decode(s, c))
 }
 
 /// One rope row per segment, at that segment's position.

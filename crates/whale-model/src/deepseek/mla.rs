@@ -248,7 +248,12 @@ impl Attention for Mla {
             return self.o_proj.forward(&self.decode_batch(&q, &lat, segs, caches)?);
         }
         let track = x.track_op();
+        let fused = self.mode != MlaMode::Naive && decode::kernels_apply(x);
         let o = per_segment(segs, caches, |seg, cache| {
+            if fused && decode::is_decode(seg, &cache) {
+                let (q, lat) = (q.narrow(0, seg.start, 1)?, lat.narrow(0, seg.start, 1)?);
+                return self.decode_batch(&q, &lat, std::slice::from_ref(seg), &mut [cache]);
+            }
             let q = q.narrow(0, seg.start, seg.len)?;
             let lat = lat.narrow(0, seg.start, seg.len)?;
             self.attend_segment(&q, &lat, seg, cache, track)

@@ -64,16 +64,21 @@ impl Gemma3Attention {
 impl Attention for Gemma3Attention {
     fn forward(&self, x: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
         let (q_all, k_all, v_all) = (self.q_proj.forward(x)?, self.k_proj.forward(x)?, self.v_proj.forward(x)?);
+        let layer = DenseLayer {
+            qk_norms: Some((&self.q_norm, &self.k_norm)),
+            window: self.window,
+            ..DenseLayer::new(self.n_heads, self.n_kv_heads, self.head_dim, self.scale, &self.rope)
+        };
         if decode::applies(x, segs, caches) {
-            let layer = DenseLayer {
-                qk_norms: Some((&self.q_norm, &self.k_norm)),
-                window: self.window,
-                ..DenseLayer::new(self.n_heads, self.n_kv_heads, self.head_dim, self.scale, &self.rope)
-            };
             let o = decode::dense(&layer, (&q_all, &k_all, &v_all), segs, caches)?;
             return self.post_norm.forward(&self.o_proj.forward(&o)?);
         }
+        let fused = decode::kernels_apply(x);
         let o = per_segment(segs, caches, |seg, cache| {
+            if fused && decode::is_decode(seg, &cache) {
+                let row = |t: &Tensor| t.narrow(0, seg.start, 1);
+                return decode::dense(&layer, (&row(&q_all)?, &row(&k_all)?, &row(&v_all)?), std::slice::from_ref(seg), &mut [cache]);
+            }
             // (1, heads, len, head_dim)
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {
                 Ok(t.narrow(0, seg.start, seg.len)?.reshape((1, seg.len, n, self.head_dim))?.transpose(1, 2)?)
