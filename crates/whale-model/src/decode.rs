@@ -54,6 +54,18 @@ impl<'a> DenseLayer<'a> {
     }
 }
 
+/// [`dense`] for one decode segment of a step that also holds prefills: `q_all`/`k_all`/
+/// `v_all` are the whole step's projections, of which the segment's row is taken.
+pub fn dense_segment(
+    layer: &DenseLayer<'_>,
+    (q_all, k_all, v_all): (&Tensor, &Tensor, &Tensor),
+    seg: &Segment,
+    cache: Option<&mut LayerCache>,
+) -> Result<Tensor> {
+    let row = |t: &Tensor| t.narrow(0, seg.start, 1);
+    dense(layer, (&row(q_all)?, &row(k_all)?, &row(v_all)?), std::slice::from_ref(seg), &mut [cache])
+}
+
 /// Grouped-query attention for a batched decode step: `q_all: (n, h·d)`, `k_all`/`v_all`:
 /// `(n, kv_h·d)` (projections of the n new tokens) → `(n, h·d)`, each token's key and value
 /// appended to its sequence's cache.

@@ -144,9 +144,6 @@ pub(crate) fn matmul(
             work(0);
         }
     };
-    match pool {
-        Some(p) => p.install(run),
-        None => run(),
-    }
+    threads::install_on(pool, run);
     out
 }

@@ -71,15 +71,11 @@ impl QMatrix {
             // Rows are independent, and the K-quant searches are slow: spread them over the
             // kernels' thread pool (quantizing a 1.5B model is minutes on one core).
             use rayon::prelude::*;
-            let mut run = || {
+            crate::threads::install(|| {
                 data.par_chunks_exact(cols)
                     .zip(bytes.par_chunks_exact_mut(rb))
                     .try_for_each(|(x, o)| quantize_row(ty, x, o))
-            };
-            match crate::threads::pool() {
-                Some(p) => p.install(run)?,
-                None => run()?,
-            }
+            })?;
         }
         Self::stored(ty, rows, cols, &bytes)
     }

@@ -43,7 +43,12 @@ pub(crate) fn pool() -> Option<Arc<ThreadPool>> {
 /// (where rayon's parallel iterators inside `f` run anyway). For kernels outside this crate
 /// that split work the same way (e.g. decode attention).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    match pool() {
+    install_on(pool(), f)
+}
+
+/// [`install`] on a pool the caller already looked up.
+pub(crate) fn install_on<R: Send>(pool: Option<Arc<ThreadPool>>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
         Some(p) => p.install(f),
         None => f(),
     }

@@ -212,8 +212,16 @@ impl Mla {
 impl Mla {
     /// A batched decode step (`crate::decode`): one new token per segment, all roped in one
     /// op, each latent appended to its own cache, attention in latent space by the fused
-    /// kernel. `q: (n, h, nope + rope)`, `lat: (n, kv_lora + rope)` → `(n, h · v)`.
-    fn decode_batch(&self, q: &Tensor, lat: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
+    /// kernel. `q: (n, h, nope + rope)`, `lat: (n, kv_lora + rope)` → `(n, h · v)`;
+    /// `(w_uk, w_uv_t)` from [`Mla::absorbed_weights`].
+    fn decode_batch(
+        &self,
+        q: &Tensor,
+        lat: &Tensor,
+        (w_uk, w_uv_t): (&Tensor, &Tensor),
+        segs: &[Segment],
+        caches: &mut [Option<&mut LayerCache>],
+    ) -> Result<Tensor> {
         let (n, h) = (segs.len(), self.n_heads);
         let table = decode::rope_table(&self.rope, segs, lat)?;
         let q = q.unsqueeze(0)?.transpose(1, 2)?; // (1, h, n, qk)
@@ -229,8 +237,6 @@ impl Mla {
             };
             latents.push(latent.append(&new.narrow(0, i, 1)?.unsqueeze(0)?)?);
         }
-        let weights = self.absorbed_weights()?;
-        let (w_uk, w_uv_t) = (&weights.0, &weights.1);
         let q_lat = q_nope.matmul(w_uk)?.transpose(0, 1)?; // (n, h, kv_lora)
         let refs: Vec<&Tensor> = latents.iter().collect();
         let o_lat = decode_attention::latent(&q_lat, &q_pe, &refs, self.scale)?; // (n, h, kv_lora)
@@ -244,15 +250,20 @@ impl Attention for Mla {
         // Down/up projections over all tokens at once; attention per sequence.
         let q = self.queries(x)?;
         let lat = self.latent(x)?;
-        if self.mode != MlaMode::Naive && decode::applies(x, segs, caches) {
-            return self.o_proj.forward(&self.decode_batch(&q, &lat, segs, caches)?);
+        let fused = self.mode != MlaMode::Naive && decode::kernels_apply(x);
+        // W_UK / W_UV, split once for this forward if any segment decodes (a copy from the Vars
+        // when training weights, free for a checkpoint's).
+        let any_decode = fused && segs.iter().zip(caches.iter()).any(|(s, c)| decode::is_decode(s, c));
+        let weights = if any_decode { Some(self.absorbed_weights()?) } else { None };
+        let w = weights.as_deref().map(|(a, b)| (a, b));
+        if let (Some(w), true) = (w, decode::applies(x, segs, caches)) {
+            return self.o_proj.forward(&self.decode_batch(&q, &lat, w, segs, caches)?);
         }
         let track = x.track_op();
-        let fused = self.mode != MlaMode::Naive && decode::kernels_apply(x);
         let o = per_segment(segs, caches, |seg, cache| {
-            if fused && decode::is_decode(seg, &cache) {
+            if let (Some(w), true) = (w, decode::is_decode(seg, &cache)) {
                 let (q, lat) = (q.narrow(0, seg.start, 1)?, lat.narrow(0, seg.start, 1)?);
-                return self.decode_batch(&q, &lat, std::slice::from_ref(seg), &mut [cache]);
+                return self.decode_batch(&q, &lat, w, std::slice::from_ref(seg), &mut [cache]);
             }
             let q = q.narrow(0, seg.start, seg.len)?;
             let lat = lat.narrow(0, seg.start, seg.len)?;

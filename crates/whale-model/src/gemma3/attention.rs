@@ -76,8 +76,7 @@ impl Attention for Gemma3Attention {
         let fused = decode::kernels_apply(x);
         let o = per_segment(segs, caches, |seg, cache| {
             if fused && decode::is_decode(seg, &cache) {
-                let row = |t: &Tensor| t.narrow(0, seg.start, 1);
-                return decode::dense(&layer, (&row(&q_all)?, &row(&k_all)?, &row(&v_all)?), std::slice::from_ref(seg), &mut [cache]);
+                return decode::dense_segment(&layer, (&q_all, &k_all, &v_all), seg, cache);
             }
             // (1, heads, len, head_dim)
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {

@@ -50,8 +50,7 @@ impl Attention for GqaAttention {
         let fused = decode::kernels_apply(x);
         let o = per_segment(segs, caches, |seg, cache| {
             if fused && decode::is_decode(seg, &cache) {
-                let row = |t: &Tensor| t.narrow(0, seg.start, 1);
-                return decode::dense(&layer, (&row(&q_all)?, &row(&k_all)?, &row(&v_all)?), std::slice::from_ref(seg), &mut [cache]);
+                return decode::dense_segment(&layer, (&q_all, &k_all, &v_all), seg, cache);
             }
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {
                 Ok(t.narrow(0, seg.start, seg.len)?.reshape((1, seg.len, n, self.head_dim))?.transpose(1, 2)?)
