@@ -39,13 +39,15 @@ impl Backend {
 
     /// The implementation `QMatrix::matmul` runs for `ty`, as measured by
     /// `examples/qbench.rs` (docs/benchmarks.md): candle's kernels for the formats where they
-    /// win (Q8_0 and the K-quants but Q5_K, thanks to its AMX/VNNI repacking on x86), Whale's
+    /// win (Q8_0, Q4_K, Q2_K, Q3_K, thanks to its AMX/VNNI repacking on x86), Whale's
     /// elsewhere (candle has no SIMD Q5_0, Q4_1, Q5_1, and is slower for Q4_0 and Q5_K).
     ///
     /// The choice depends on the format only, never on the number of rows: a row's
     /// result must not depend on what else is in the batch, or a request would get other
-    /// tokens at temperature 0 when served beside others than alone (both libraries compute
-    /// each row the same way whatever `m` is).
+    /// tokens at temperature 0 when served beside others than alone. Q6_K is Whale's for
+    /// that reason: candle multiplies one row through its compact weights and two or more
+    /// through repacked ones, which round differently (`tests/kernels.rs` checks every
+    /// backend row by row).
     ///
     /// `WHALE_QUANT_BACKEND=candle|vnni|avx2|portable` forces one (for comparisons and
     /// debugging; an unavailable choice falls back to the portable kernels).
@@ -54,7 +56,7 @@ impl Backend {
         if let Some(forced) = forced_backend() {
             return forced;
         }
-        if matches!(ty, T::Q8_0 | T::Q4_K | T::Q6_K | T::Q2_K | T::Q3_K) {
+        if matches!(ty, T::Q8_0 | T::Q4_K | T::Q2_K | T::Q3_K) {
             Backend::Candle
         } else {
             Backend::best()
