@@ -29,9 +29,14 @@ impl BlockKey {
     }
 }
 
+/// The key before a sequence's first block: the parent of block 0.
+pub fn root(fingerprint: &str) -> BlockKey {
+    BlockKey(Sha256::digest(fingerprint.as_bytes()).into())
+}
+
 /// The keys of the full blocks of `tokens`, in order.
 pub fn chain(fingerprint: &str, tokens: &[u32]) -> Vec<BlockKey> {
-    let mut parent: [u8; 32] = Sha256::digest(fingerprint.as_bytes()).into();
+    let mut parent = root(fingerprint).0;
     tokens
         .chunks_exact(BLOCK_TOKENS)
         .map(|block| {

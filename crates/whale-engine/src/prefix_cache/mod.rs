@@ -1,6 +1,8 @@
 //! The prefix cache: KV blocks of 64 tokens keyed by a hash chain of the token ids and a
 //! model fingerprint, found by longest-prefix match from token 0, held in RAM (LRU, byte cap)
-//! and optionally on disk (survives restarts, byte cap, checksummed atomic files).
+//! and optionally on disk (survives restarts, byte cap, checksummed atomic files). The partial
+//! block at the end of a sequence is kept too, in RAM (`tail.rs`), so a repeated prompt
+//! computes only its last token.
 //!
 //! This is what DeepSeek's API bills as a "cache hit": a request whose prompt starts with a
 //! prefix seen before skips computing it. MLA models store only the latent
@@ -12,14 +14,16 @@ mod block;
 mod disk;
 mod key;
 mod ram;
+mod tail;
 
 #[cfg(test)]
 mod tests;
 
 pub use block::Block;
 pub use disk::DiskTier;
-pub use key::{chain, fingerprint_files, BlockKey, BLOCK_TOKENS};
+pub use key::{chain, fingerprint_files, root, BlockKey, BLOCK_TOKENS};
 pub use ram::RamTier;
+pub use tail::TailTier;
 
 use candle_core::{DType, Device};
 use std::path::PathBuf;
@@ -28,7 +32,7 @@ use whale_nn::KvCache;
 
 #[derive(Debug, Clone)]
 pub struct PrefixCacheConfig {
-    /// Byte cap of the RAM tier.
+    /// Byte cap of the RAM tier (a quarter of it for partial tail blocks).
     pub ram_bytes: usize,
     pub disk: Option<DiskConfig>,
     /// Identifies the model (and cache dtype): blocks of other models are never matched.
@@ -60,6 +64,7 @@ impl From<candle_core::Error> for CacheError {
 pub struct PrefixCache {
     fingerprint: String,
     ram: RamTier,
+    tails: TailTier,
     disk: Option<DiskTier>,
     dtype: DType,
     device: Device,
@@ -77,7 +82,8 @@ impl PrefixCache {
         };
         Ok(PrefixCache {
             fingerprint: cfg.fingerprint.clone(),
-            ram: RamTier::new(cfg.ram_bytes),
+            ram: RamTier::new(cfg.ram_bytes - cfg.ram_bytes / 4),
+            tails: TailTier::new(cfg.ram_bytes / 4),
             disk,
             dtype: template.dtype(),
             device: device.clone(),
@@ -86,7 +92,7 @@ impl PrefixCache {
     }
 
     pub fn ram_bytes(&self) -> usize {
-        self.ram.bytes()
+        self.ram.bytes() + self.tails.bytes()
     }
 
     pub fn disk_bytes(&self) -> u64 {
@@ -98,23 +104,49 @@ impl PrefixCache {
     }
 
     /// Fills the empty `cache` with the longest cached prefix of `tokens` that is at most
-    /// `max_tokens` long, and returns its length (a multiple of 64).
+    /// `max_tokens` long, and returns its length: whole 64-token blocks from RAM or disk, then
+    /// as much of a partial tail block from RAM as matches.
     pub fn load_prefix(&mut self, tokens: &[u32], max_tokens: usize, cache: &mut KvCache) -> Result<usize, CacheError> {
         if cache.seq_len() != 0 {
             return Err(CacheError::Format("load_prefix needs an empty cache".into()));
         }
         let usable = &tokens[..tokens.len().min(max_tokens)];
         let mut loaded = 0;
-        for key in chain(&self.fingerprint, usable) {
-            let Some(block) = self.find(&key)? else { break };
-            let imported = block.layers.iter().enumerate().try_for_each(|(i, parts)| cache.layer_mut(i).import(parts));
-            if let Err(e) = imported {
-                cache.truncate(loaded);
-                return Err(e.into());
+        let mut parent = root(&self.fingerprint);
+        // Keys over all of `tokens`: the block that `max_tokens` ends inside loads too, but
+        // for its last positions (a repeated prompt of whole blocks).
+        for key in chain(&self.fingerprint, tokens) {
+            if loaded >= usable.len() {
+                break;
             }
+            let Some(block) = self.find(&key)? else { break };
+            self.import(&block, loaded, cache)?;
             loaded += BLOCK_TOKENS;
+            parent = key;
+        }
+        if loaded > usable.len() {
+            loaded = usable.len();
+            cache.truncate(loaded);
+        } else if loaded < usable.len() {
+            if let Some((tail, n)) = self.tails.best(&parent, &usable[loaded..]) {
+                self.import(&tail, loaded, cache)?;
+                // The tail may run past what matches (or past `max_tokens`): keep the match.
+                loaded += n;
+                cache.truncate(loaded);
+            }
         }
         Ok(loaded)
+    }
+
+    /// Appends a block's tensors to `cache`, which holds `held` positions; on an error the
+    /// cache is cut back to them.
+    fn import(&self, block: &Block, held: usize, cache: &mut KvCache) -> Result<(), CacheError> {
+        let imported = block.layers.iter().enumerate().try_for_each(|(i, parts)| cache.layer_mut(i).import(parts));
+        if let Err(e) = imported {
+            cache.truncate(held);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     fn find(&mut self, key: &BlockKey) -> Result<Option<Arc<Block>>, CacheError> {
@@ -128,12 +160,13 @@ impl PrefixCache {
         Ok(Some(block))
     }
 
-    /// Adds every full block of `tokens[..cache.seq_len()]` not cached yet; returns how many
-    /// blocks were added. `tokens` are the ids whose KV `cache` holds, in order.
+    /// Adds every full block of `tokens[..cache.seq_len()]` not cached yet, and the partial
+    /// block after them to the tail tier; returns how many full blocks were added. `tokens` are the ids whose KV `cache` holds, in order.
     pub fn store(&mut self, tokens: &[u32], cache: &KvCache) -> Result<usize, CacheError> {
         let held = &tokens[..tokens.len().min(cache.seq_len())];
         let mut added = 0;
-        for (i, key) in chain(&self.fingerprint, held).into_iter().enumerate() {
+        let keys = chain(&self.fingerprint, held);
+        for (i, &key) in keys.iter().enumerate() {
             let on_disk = self.disk.as_ref().is_none_or(|d| d.contains(&key));
             let in_ram = self.ram.contains(&key);
             if in_ram && on_disk {
@@ -153,6 +186,17 @@ impl PrefixCache {
             }
             self.ram.insert(key, Arc::new(block));
             added += 1;
+        }
+        let full = held.len() / BLOCK_TOKENS * BLOCK_TOKENS;
+        if held.len() > full {
+            let parent = keys.last().copied().unwrap_or_else(|| root(&self.fingerprint));
+            let tail = &held[full..];
+            if !self.tails.covers(&parent, tail) {
+                let layers = (0..cache.num_layers())
+                    .map(|l| cache.layer(l).export(full, tail.len()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.tails.insert(parent, tail.to_vec(), Block { layers });
+            }
         }
         Ok(added)
     }
