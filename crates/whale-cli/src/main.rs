@@ -58,9 +58,22 @@ enum Command {
 }
 
 fn main() {
+    quiet_candle_pool();
     if let Err(e) = dispatch(Cli::parse().command) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// candle's quantized kernels run on a thread pool of their own whose idle workers spin for
+/// 25,000 pauses (about a millisecond) before parking. Whale's kernels run on rayon between
+/// candle's calls, so on a small machine the spinning workers take the cores those kernels
+/// need (Gemma 3 270M, 2 threads, five alternating runs: 36.1 tok/s median with the default,
+/// 38.2 with 100; docs/benchmarks.md). An explicit `CANDLE_BARRIER_POOL_SPIN_LIMIT` is kept.
+fn quiet_candle_pool() {
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // Before any thread exists: set_var is only sound while the process is single-threaded.
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "100");
     }
 }
 

@@ -119,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     cgb,
                     cfl,
                     sp,
-                    kernel_name(ty)
+                    kernel_name(ty, rows, cols)
                 );
             }
         }

@@ -139,7 +139,7 @@ impl QMatrix {
 
     /// `x · Wᵀ`: `x` is `(m, cols)` f32 on the CPU (any layout); returns `(m, rows)` f32.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor, QuantError> {
-        self.matmul_with(x, Backend::auto(self.ty))
+        self.matmul_with(x, Backend::auto(self.ty, self.rows, self.cols))
     }
 
     /// [`QMatrix::matmul`] on a chosen backend (for tests and benchmarks).

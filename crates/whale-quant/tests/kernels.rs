@@ -177,7 +177,7 @@ fn each_row_is_the_same_alone_and_in_a_batch() {
     let (rows, cols) = (64, 2048);
     let mut failures = Vec::new();
     for &ty in TYPES {
-        let mut backends = vec![(Backend::Portable, "portable"), (Backend::auto(ty), "auto")];
+        let mut backends = vec![(Backend::Portable, "portable"), (Backend::auto(ty, rows, cols), "auto")];
         for (b, name) in [(Backend::Avx2, "avx2"), (Backend::Vnni, "vnni")] {
             if b.is_available() {
                 backends.push((b, name));

@@ -49,14 +49,21 @@ impl Backend {
     /// through repacked ones, which round differently (`tests/kernels.rs` checks every
     /// backend row by row).
     ///
+    /// The shape counts for Q8_0 only: candle repacks it (and is several times faster) when
+    /// the rows are a multiple of 16 and the columns of 256; other shapes, such as Gemma 3's
+    /// 640-wide embedding that is also its output head, take candle's plain kernel, which is
+    /// a third of Whale's speed from 4 rows on. A matrix's shape is fixed, so the choice still
+    /// never depends on the batch.
+    ///
     /// `WHALE_QUANT_BACKEND=candle|vnni|avx2|portable` forces one (for comparisons and
     /// debugging; an unavailable choice falls back to the portable kernels).
-    pub fn auto(ty: GgmlType) -> Backend {
+    pub fn auto(ty: GgmlType, rows: usize, cols: usize) -> Backend {
         use GgmlType as T;
         if let Some(forced) = forced_backend() {
             return forced;
         }
-        if matches!(ty, T::Q8_0 | T::Q4_K | T::Q2_K | T::Q3_K) {
+        let candle_repacks = rows % 16 == 0 && cols % 256 == 0;
+        if matches!(ty, T::Q4_K | T::Q2_K | T::Q3_K) || (ty == T::Q8_0 && candle_repacks) {
             Backend::Candle
         } else {
             Backend::best()
@@ -165,10 +172,11 @@ pub(crate) fn row_dot(ty: GgmlType, backend: Backend) -> RowDot {
     }
 }
 
-/// A short name of the kernel `ty` runs with on this CPU (for benchmarks).
-pub fn kernel_name(ty: GgmlType) -> &'static str {
+/// A short name of the kernel a `rows × cols` matrix in `ty` runs with on this CPU (for
+/// benchmarks).
+pub fn kernel_name(ty: GgmlType, rows: usize, cols: usize) -> &'static str {
     use GgmlType as T;
-    if Backend::auto(ty) == Backend::Candle {
+    if Backend::auto(ty, rows, cols) == Backend::Candle {
         return "candle";
     }
     let simd = matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K | T::F32 | T::F16 | T::BF16);
