@@ -193,11 +193,12 @@ pub(crate) unsafe fn dot_q6_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -
     let m4 = _mm256_set1_epi8(0x0f);
     let m2 = _mm256_set1_epi8(3);
     let mut acc = [_mm256_setzero_ps(); N];
-    let mut acc_off = [0.0f32; N];
     for (b, blk) in w.chunks_exact(210).enumerate() {
         let p = blk.as_ptr();
         let d = f16_at(p.add(208));
         let sc = &blk[192..208];
+        // The 16 sub-block scales as i16, for the offset term below.
+        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr() as *const __m128i));
         let mut sumi = [_mm256_setzero_si256(); N];
         for h in 0..2 {
             let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
@@ -232,15 +233,17 @@ pub(crate) unsafe fn dot_q6_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -
         }
         for i in 0..N {
             let ab = a[i].get_unchecked(b);
-            // The −32 offset of every level, through the 16-element activation sums.
-            let off: i32 = (0..16).map(|j| sc[j] as i8 as i32 * ab.bsums[j] as i32).sum();
-            acc_off[i] += ab.d * d * (32 * off) as f32;
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi[i]), acc[i]);
+            // The −32 offset of every level, through the 16-element activation sums, taken
+            // away in the integer sum (exact; no scalar work per block and row).
+            let bs = _mm256_loadu_si256(ab.bsums.as_ptr() as *const __m256i);
+            let off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+            let sumi = _mm256_sub_epi32(sumi[i], off);
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi), acc[i]);
         }
     }
     let mut out = [0.0f32; N];
     for i in 0..N {
-        out[i] = hsum(acc[i]) - acc_off[i];
+        out[i] = hsum(acc[i]);
     }
     out
 }
