@@ -165,11 +165,14 @@ impl Scheduler {
             plan.push((i, n));
         }
         let mut processed = 0;
+        let planned = plan.len();
         if !plan.is_empty() {
             processed += plan.iter().map(|p| p.1).sum::<usize>();
-            if let Err(e) = self.batched_forward(&plan) {
-                for &(i, _) in &plan {
-                    self.fail(i, &e);
+            for part in split_plan(plan) {
+                if let Err(e) = self.forward_plan(&part) {
+                    for &(i, _) in &part {
+                        self.fail(i, &e);
+                    }
                 }
             }
         }
@@ -203,14 +206,14 @@ impl Scheduler {
         }
         self.publish_cache_stats();
         EngineStats::add(&self.stats.forward_steps, 1);
-        EngineStats::set(&self.stats.last_batch_size, plan.len() + self.running.iter().filter(|s| s.spec.is_some()).count());
+        EngineStats::set(&self.stats.last_batch_size, planned + self.running.iter().filter(|s| s.spec.is_some()).count());
         let secs = started.elapsed().as_secs_f64();
         if secs > 0.0 && processed > 0 {
             self.stats.tokens_per_second_bits.store((processed as f64 / secs).to_bits(), Ordering::Relaxed);
         }
     }
 
-    fn batched_forward(&mut self, plan: &[(usize, usize)]) -> Result<(), GenerateError> {
+    fn forward_plan(&mut self, plan: &[(usize, usize)]) -> Result<(), GenerateError> {
         let logits = {
             let mut planned = plan.iter().peekable();
             let mut steps: Vec<SeqStep<'_>> = Vec::with_capacity(plan.len());
@@ -284,5 +287,17 @@ impl Scheduler {
             self.stats.cache_disk_bytes.store(p.disk_bytes(), Ordering::Relaxed);
             self.stats.cache_corrupt_blocks.store(p.corrupt_blocks(), Ordering::Relaxed);
         }
+    }
+}
+
+/// A step's plan as the forwards it runs: decodes and prompt chunks apart when both are
+/// planned. Decode rows take other kernels than prompt rows (`whale_quant::decode_kernels`),
+/// and a decode must be computed the same way whatever else is in the step.
+fn split_plan(plan: Vec<(usize, usize)>) -> Vec<Vec<(usize, usize)>> {
+    let (decodes, prompts): (Vec<_>, Vec<_>) = plan.iter().partition(|p| p.1 == 1);
+    if decodes.is_empty() || prompts.is_empty() {
+        vec![plan]
+    } else {
+        vec![decodes, prompts]
     }
 }

@@ -47,7 +47,9 @@ impl SpecState {
 
 fn row(model: &dyn CausalLm, hidden: &Tensor, i: usize) -> Result<Vec<f32>, GenerateError> {
     let h = hidden.narrow(1, i, 1)?;
-    Ok(model.lm_head(&h)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    // One position's head, with the kernels plain decoding's head takes.
+    let logits = whale_quant::decode_kernels(|| model.lm_head(&h))?;
+    Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
 }
 
 /// One forward for a speculative sequence: a prefill chunk, or a verify step. Returns the

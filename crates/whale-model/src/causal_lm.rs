@@ -68,7 +68,8 @@ pub trait CausalLm: Send + Sync {
         let out = self.forward_hidden(ids, Some(cache))?;
         let t = out.hidden.dim(1)?;
         let last = out.hidden.narrow(1, t - 1, 1)?;
-        Ok(self.lm_head(&last)?.squeeze(1)?)
+        // One last token per sequence: the same head kernels as `forward_seqs`.
+        Ok(whale_quant::decode_kernels(|| self.lm_head(&last))?.squeeze(1)?)
     }
 
     /// Training forward over whole sequences, no cache.

@@ -8,6 +8,7 @@
 //!   twin (`reference_matmul`) that the tests compare both with.
 
 mod activation;
+mod decode_kernels;
 mod error;
 pub mod fp8;
 mod formats;
@@ -16,6 +17,7 @@ mod matmul;
 mod qmatrix;
 mod threads;
 
+pub use decode_kernels::{decode_kernels, decoding};
 pub use error::QuantError;
 pub use formats::{dequantize_row, quantize_row, SUPPORTED};
 pub use kernels::{kernel_name, reference_matmul, Backend};

@@ -139,7 +139,12 @@ impl QMatrix {
 
     /// `x · Wᵀ`: `x` is `(m, cols)` f32 on the CPU (any layout); returns `(m, rows)` f32.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor, QuantError> {
-        self.matmul_with(x, Backend::auto(self.ty, self.rows, self.cols))
+        let backend = if crate::decoding() {
+            Backend::for_decode(self.ty, self.rows, self.cols)
+        } else {
+            Backend::auto(self.ty, self.rows, self.cols)
+        };
+        self.matmul_with(x, backend)
     }
 
     /// [`QMatrix::matmul`] on a chosen backend (for tests and benchmarks).

@@ -177,19 +177,23 @@ fn each_row_is_the_same_alone_and_in_a_batch() {
     let (rows, cols) = (64, 2048);
     let mut failures = Vec::new();
     for &ty in TYPES {
-        let mut backends = vec![(Backend::Portable, "portable"), (Backend::auto(ty, rows, cols), "auto")];
+        let mut backends = vec![
+            (Backend::Portable, "portable"),
+            (Backend::auto(ty, rows, cols), "auto"),
+            (Backend::for_decode(ty, rows, cols), "for_decode"),
+        ];
         for (b, name) in [(Backend::Avx2, "avx2"), (Backend::Vnni, "vnni")] {
             if b.is_available() {
                 backends.push((b, name));
             }
         }
         let w = random_matrix(ty, rows, cols, &mut rng);
-        let m_max = 40;
+        let m_max = 260;
         let x: Vec<f32> = (0..m_max * cols).map(|_| rng.f32()).collect();
         for &(backend, name) in &backends {
             let alone: Vec<Vec<f32>> =
                 (0..m_max).map(|i| w.matmul_slice(&x[i * cols..(i + 1) * cols], 1, backend).unwrap()).collect();
-            for m in [2usize, 3, 4, 5, 9, 32, 40] {
+            for m in [2usize, 3, 4, 5, 9, 32, 40, 100, 260] {
                 let batch = w.matmul_slice(&x[..m * cols], m, backend).unwrap();
                 if let Some(i) = (0..m).find(|&i| {
                     batch[i * rows..(i + 1) * rows].iter().zip(&alone[i]).any(|(a, b)| a.to_bits() != b.to_bits())

@@ -4,8 +4,9 @@
 //! Without it a repeated prompt recomputes everything after its last full block (up to 63
 //! tokens, most of a warm request's time to first token); with it only the one token whose
 //! logits give the first new token is computed, as llama.cpp's server does when a slot's
-//! prompt repeats. A tail matches by longest common prefix, so the tail stored with a
-//! finished answer (prompt + completion) also serves a repeat of its prompt alone.
+//! prompt repeats. A tail serves a prompt that it covers (so the tail stored with a finished
+//! answer, prompt + completion, also serves a repeat of its prompt alone) or that extends it
+//! (the next turn of a conversation).
 //!
 //! Tails live in RAM only: their length varies, and the disk tier stores whole blocks.
 
@@ -85,11 +86,21 @@ impl TailTier {
         }
     }
 
-    /// The tail under `parent` sharing the longest prefix with `next` (the tokens that follow
-    /// the parent block), and that prefix's length (at least 1).
+    /// The tail under `parent` that covers `next` (the tokens after the parent block that may
+    /// be loaded) or that `next` extends, and the length they share (at least 1). A tail that
+    /// shares only some first tokens with the prompt (two prompts that start alike) is not
+    /// used: it would save little, and those positions' KV, computed inside another prompt's
+    /// prefill, would differ in the last bits from the prompt's own.
     pub fn best(&mut self, parent: &BlockKey, next: &[u32]) -> Option<(Arc<Block>, usize)> {
         let tails = self.by_parent.get_mut(parent)?;
-        let common = |t: &Tail| t.tokens.iter().zip(next).take_while(|(a, b)| a == b).count();
+        let common = |t: &Tail| {
+            let n = t.tokens.iter().zip(next).take_while(|(a, b)| a == b).count();
+            if n == next.len() || n == t.tokens.len() {
+                n
+            } else {
+                0
+            }
+        };
         let best = tails.iter_mut().max_by_key(|t| common(t)).filter(|t| common(t) > 0)?;
         self.tick += 1;
         best.used = self.tick;

@@ -58,16 +58,26 @@ fn a_repeated_prompt_loads_its_tail_up_to_the_limit() {
 }
 
 #[test]
-fn a_tail_serves_only_the_prefix_it_shares() {
+fn a_tail_serves_prompts_it_covers_or_that_extend_it() {
     let mut pc = cache(1 << 20);
     let p = tokens(100, 2);
     pc.store(&p, &filled(&p)).unwrap();
-    // Same first block, and 10 more tokens of the tail, then a different token.
+    // Same first block, and 10 more tokens of the tail, then a different token: only the
+    // block (a partial overlap with a tail is not used).
     let mut q = p[..74].to_vec();
     q.extend(tokens(30, 500));
     let mut c = empty();
-    assert_eq!(pc.load_prefix(&q, q.len() - 1, &mut c).unwrap(), 74);
-    assert_eq!(values(&c), values(&filled(&q[..74])));
+    assert_eq!(pc.load_prefix(&q, q.len() - 1, &mut c).unwrap(), 64);
+    assert_eq!(values(&c), values(&filled(&q[..64])));
+    // A prompt that extends the whole cached sequence (a conversation's next turn).
+    let mut e = p.clone();
+    e.extend(tokens(20, 600));
+    let mut c = empty();
+    assert_eq!(pc.load_prefix(&e, e.len() - 1, &mut c).unwrap(), 100);
+    assert_eq!(values(&c), values(&filled(&p)));
+    // A prompt the tail covers: a shorter one of the same tokens.
+    let mut c = empty();
+    assert_eq!(pc.load_prefix(&p[..90], 89, &mut c).unwrap(), 89);
     // A tail stored under another first block never matches.
     let mut r = tokens(64, 9);
     r.extend(&p[64..]);

@@ -95,7 +95,8 @@ impl CausalLm for DeepSeekModel {
     }
 
     fn forward_seqs(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor> {
-        self.decoder.head(&self.decoder.forward_seqs(steps)?)
+        let hidden = self.decoder.forward_seqs(steps)?;
+        whale_quant::decode_kernels(|| self.decoder.head(&hidden))
     }
 
     fn forward_train(&self, ids: &Tensor) -> Result<TrainOutput> {

@@ -68,7 +68,8 @@ impl CausalLm for Gemma3Model {
     crate::decoder::delegate_to_decoder!();
 
     fn forward_seqs(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor> {
-        self.lm_head(&self.decoder.forward_seqs(steps)?)
+        let hidden = self.decoder.forward_seqs(steps)?;
+        whale_quant::decode_kernels(|| self.lm_head(&hidden))
     }
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {

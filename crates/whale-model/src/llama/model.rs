@@ -67,7 +67,8 @@ impl CausalLm for LlamaModel {
     crate::decoder::delegate_to_decoder!();
 
     fn forward_seqs(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor> {
-        self.decoder.head(&self.decoder.forward_seqs(steps)?)
+        let hidden = self.decoder.forward_seqs(steps)?;
+        whale_quant::decode_kernels(|| self.decoder.head(&hidden))
     }
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {

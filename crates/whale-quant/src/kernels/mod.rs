@@ -70,6 +70,22 @@ impl Backend {
         }
     }
 
+    /// The implementation decode rows take (inside [`crate::decode_kernels`]): Whale's SIMD
+    /// kernels for every format that has them, which stream large weights faster than
+    /// candle's at one to a few rows (docs/benchmarks.md); [`Backend::auto`] otherwise.
+    pub fn for_decode(ty: GgmlType, rows: usize, cols: usize) -> Backend {
+        use GgmlType as T;
+        if let Some(forced) = forced_backend() {
+            return forced;
+        }
+        let simd = matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K);
+        if simd && Backend::Avx2.is_available() {
+            Backend::best()
+        } else {
+            Backend::auto(ty, rows, cols)
+        }
+    }
+
     pub fn is_available(self) -> bool {
         match self {
             Backend::Portable | Backend::Candle => true,
