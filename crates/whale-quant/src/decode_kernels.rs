@@ -26,7 +26,14 @@ pub fn decode_kernels<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether this thread is inside [`decode_kernels`].
+/// Whether this thread is inside [`decode_kernels`], and the decode-row choice is on.
+///
+/// `WHALE_DECODE_KERNELS=0` turns the choice off, so decode rows take the prompt rows'
+/// kernels: on Q4_K models candle's repacked kernel is faster from about 8 rows on, so a
+/// server decoding many streams at once gets more throughput that way, and one stream less
+/// (docs/benchmarks.md).
 pub fn decoding() -> bool {
-    DECODING.with(Cell::get)
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WHALE_DECODE_KERNELS").map_or(true, |v| v != "0")) && DECODING.with(Cell::get)
 }
