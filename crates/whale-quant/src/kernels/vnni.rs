@@ -32,9 +32,9 @@ unsafe fn dot_32<const N: usize, const TS: usize>(
         for i in 0..N {
             let ab = a[i].get_unchecked(b);
             let qy = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
-            // The offset's share starts lane 0 of the integer sum, so it is taken away
-            // exactly, with no scalar float work per block.
-            let init = _mm256_castsi128_si256(_mm_cvtsi32_si128(-offset * ab.sum));
+            // The offset's share starts lane 0 of the integer sum (the other lanes zero), so
+            // it is taken away exactly, with no scalar float work per block.
+            let init = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-offset * ab.sum));
             let dot = _mm256_dpbusd_epi32(init, qx, qy);
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), _mm256_cvtepi32_ps(dot), acc[i]);
         }
