@@ -18,8 +18,9 @@ pub fn kernels_apply(x: &Tensor) -> bool {
     !x.track_op() && decode_attention::supported(x.dtype(), x.device())
 }
 
-/// Whether a segment is a decode: one new token appended to a cache.
-pub fn is_decode(seg: &Segment, cache: &Option<&mut LayerCache>) -> bool {
+/// Whether a segment is a decode: one new token appended to a cache (a layer's, or the
+/// whole model's).
+pub fn is_decode<C>(seg: &Segment, cache: &Option<C>) -> bool {
     seg.len == 1 && cache.is_some()
 }
 

@@ -181,7 +181,7 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
     /// The core: `ids: (T,)` of all segments → `(T, hidden)` outputs.
     fn run(&self, ids: &Tensor, segs: &[Segment], caches: &mut [Option<&mut KvCache>]) -> Result<DecoderOutput> {
         // A step of decodes only takes the decode-row kernels (see `whale_quant::decode_kernels`).
-        let decoding = caches.len() == segs.len() && segs.iter().zip(caches.iter()).all(|(s, c)| s.len == 1 && c.is_some());
+        let decoding = caches.len() == segs.len() && segs.iter().zip(caches.iter()).all(|(s, c)| crate::decode::is_decode(s, c));
         if decoding {
             whale_quant::decode_kernels(|| self.run_layers(ids, segs, caches))
         } else {

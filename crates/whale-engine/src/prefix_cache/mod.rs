@@ -161,7 +161,8 @@ impl PrefixCache {
     }
 
     /// Adds every full block of `tokens[..cache.seq_len()]` not cached yet, and the partial
-    /// block after them to the tail tier; returns how many full blocks were added. `tokens` are the ids whose KV `cache` holds, in order.
+    /// block after them to the tail tier; returns how many full blocks were added. `tokens`
+    /// are the ids whose KV `cache` holds, in order.
     pub fn store(&mut self, tokens: &[u32], cache: &KvCache) -> Result<usize, CacheError> {
         let held = &tokens[..tokens.len().min(cache.seq_len())];
         let mut added = 0;

@@ -74,12 +74,10 @@ impl Backend {
     /// kernels for every format that has them, which stream large weights faster than
     /// candle's at one to a few rows (docs/benchmarks.md); [`Backend::auto`] otherwise.
     pub fn for_decode(ty: GgmlType, rows: usize, cols: usize) -> Backend {
-        use GgmlType as T;
         if let Some(forced) = forced_backend() {
             return forced;
         }
-        let simd = matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K);
-        if simd && Backend::Avx2.is_available() {
+        if has_simd_kernel(ty) && Backend::Avx2.is_available() {
             Backend::best()
         } else {
             Backend::auto(ty, rows, cols)
@@ -188,6 +186,12 @@ pub(crate) fn row_dot(ty: GgmlType, backend: Backend) -> RowDot {
     }
 }
 
+/// Whether Whale has an AVX2 (or VNNI) kernel for `ty`; the others run the portable one.
+fn has_simd_kernel(ty: GgmlType) -> bool {
+    use GgmlType as T;
+    matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K | T::F32 | T::F16 | T::BF16)
+}
+
 /// A short name of the kernel a `rows × cols` matrix in `ty` runs with on this CPU (for
 /// benchmarks).
 pub fn kernel_name(ty: GgmlType, rows: usize, cols: usize) -> &'static str {
@@ -195,8 +199,7 @@ pub fn kernel_name(ty: GgmlType, rows: usize, cols: usize) -> &'static str {
     if Backend::auto(ty, rows, cols) == Backend::Candle {
         return "candle";
     }
-    let simd = matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K | T::F32 | T::F16 | T::BF16);
-    match (Backend::best(), simd) {
+    match (Backend::best(), has_simd_kernel(ty)) {
         (Backend::Vnni, true) if matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0) => "vnni",
         (Backend::Vnni | Backend::Avx2, true) => "avx2",
         _ => "portable",
