@@ -168,7 +168,9 @@ impl Scheduler {
         let planned = plan.len();
         if !plan.is_empty() {
             processed += plan.iter().map(|p| p.1).sum::<usize>();
-            for part in split_plan(plan) {
+            let running = &self.running;
+            let parts = split_plan(plan, |&(i, n)| n == 1 && running[i].cache.seq_len() >= running[i].prompt_len);
+            for part in parts {
                 if let Err(e) = self.forward_plan(&part) {
                     for &(i, _) in &part {
                         self.fail(i, &e);
@@ -220,7 +222,7 @@ impl Scheduler {
             for (i, seq) in self.running.iter_mut().enumerate() {
                 let Some(&(_, n)) = planned.next_if(|p| p.0 == i) else { continue };
                 let fed = seq.cache.seq_len();
-                steps.push(SeqStep { ids: &seq.tokens[fed..fed + n], cache: &mut seq.cache });
+                steps.push(SeqStep { ids: &seq.tokens[fed..fed + n], cache: &mut seq.cache, prompt: fed < seq.prompt_len });
             }
             self.model.forward_seqs(&mut steps)?.to_dtype(DType::F32)?.to_vec2::<f32>()?
         };
@@ -292,9 +294,11 @@ impl Scheduler {
 
 /// A step's plan as the forwards it runs: decodes and prompt chunks apart when both are
 /// planned. Decode rows take other kernels than prompt rows (`whale_quant::decode_kernels`),
-/// and a decode must be computed the same way whatever else is in the step.
-fn split_plan(plan: Vec<(usize, usize)>) -> Vec<Vec<(usize, usize)>> {
-    let (decodes, prompts): (Vec<_>, Vec<_>) = plan.iter().partition(|p| p.1 == 1);
+/// and a decode must be computed the same way whatever else is in the step. `is_decode`:
+/// whether a planned `(sequence, tokens)` is one generated token (a prompt's last token
+/// alone is not).
+fn split_plan(plan: Vec<(usize, usize)>, is_decode: impl Fn(&(usize, usize)) -> bool) -> Vec<Vec<(usize, usize)>> {
+    let (decodes, prompts): (Vec<_>, Vec<_>) = plan.iter().partition(|p| is_decode(p));
     if decodes.is_empty() || prompts.is_empty() {
         vec![plan]
     } else {

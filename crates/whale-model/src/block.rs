@@ -19,6 +19,9 @@ pub struct Segment {
     pub len: usize,
     /// Position of the segment's first token (the tokens already cached before it).
     pub offset: usize,
+    /// The tokens are a prompt's: a prompt's last token computed alone (the rest came from
+    /// the prefix cache) is not a decode, and takes the prompt kernels as in a cold prefill.
+    pub prompt: bool,
     /// cos/sin for the segment's positions (`cached..cached + len`).
     pub rope: RopeTable,
     /// Additive causal mask `(len, cached + len)`; `None` for a single token.

@@ -33,6 +33,8 @@ pub struct TrainOutput {
 pub struct SeqStep<'a> {
     pub ids: &'a [u32],
     pub cache: &'a mut KvCache,
+    /// The ids are prompt tokens (see `Segment::prompt`); `false` for generated ones.
+    pub prompt: bool,
 }
 
 pub trait CausalLm: Send + Sync {

@@ -155,12 +155,14 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
         Ok(rows)
     }
 
-    /// A segment of `len` tokens at rows `start..`, positions `offset..offset + len`.
-    pub fn segment(&self, start: usize, len: usize, offset: usize) -> Result<Segment> {
+    /// A segment of `len` tokens at rows `start..`, positions `offset..offset + len`;
+    /// `prompt` when they are a prompt's (see [`Segment::prompt`]).
+    pub fn segment(&self, start: usize, len: usize, offset: usize, prompt: bool) -> Result<Segment> {
         Ok(Segment {
             start,
             len,
             offset,
+            prompt,
             rope: self.rope.table(offset, len, self.dtype, &self.device)?,
             mask: causal_mask(len, offset, &self.device)?,
         })
@@ -169,10 +171,10 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
     /// Equal-length segments for a `(b, t)` batch at positions `offset..`.
     pub fn batch_segments(&self, b: usize, t: usize, offset: usize) -> Result<Vec<Segment>> {
         // All rows share positions: build the rope table and mask once.
-        let first = self.segment(0, t, offset)?;
+        let first = self.segment(0, t, offset, false)?;
         let mut segs = Vec::with_capacity(b);
         for i in 1..b {
-            segs.push(Segment { start: i * t, len: t, offset, rope: first.rope.clone(), mask: first.mask.clone() });
+            segs.push(Segment { start: i * t, len: t, offset, prompt: false, rope: first.rope.clone(), mask: first.mask.clone() });
         }
         segs.insert(0, first);
         Ok(segs)
@@ -181,8 +183,7 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
     /// The core: `ids: (T,)` of all segments → `(T, hidden)` outputs.
     fn run(&self, ids: &Tensor, segs: &[Segment], caches: &mut [Option<&mut KvCache>]) -> Result<DecoderOutput> {
         // A step of decodes only takes the decode-row kernels (see `whale_quant::decode_kernels`).
-        let decoding = caches.len() == segs.len() && segs.iter().zip(caches.iter()).all(|(s, c)| crate::decode::is_decode(s, c));
-        if decoding {
+        if crate::decode::all_decode(segs, caches) {
             whale_quant::decode_kernels(|| self.run_layers(ids, segs, caches))
         } else {
             self.run_layers(ids, segs, caches)
@@ -255,7 +256,7 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
             self.check_cache(s.cache)?;
             let offset = s.cache.seq_len();
             self.check_ids(s.ids, offset)?;
-            segs.push(self.segment(all_ids.len(), s.ids.len(), offset)?);
+            segs.push(self.segment(all_ids.len(), s.ids.len(), offset, s.prompt)?);
             all_ids.extend_from_slice(s.ids);
             last_rows.push((all_ids.len() - 1) as u32);
         }

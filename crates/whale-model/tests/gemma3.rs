@@ -109,7 +109,7 @@ fn cached_decoding_and_chunked_prefill_match_the_full_forward() {
     // One token at a time through the cache.
     let mut cache = m.new_cache();
     for (i, &id) in IDS.iter().enumerate() {
-        let got = m.forward_seqs(&mut [SeqStep { ids: &[id], cache: &mut cache }]).unwrap();
+        let got = m.forward_seqs(&mut [SeqStep { ids: &[id], cache: &mut cache, prompt: false }]).unwrap();
         let d = max_diff(&got.squeeze(0).unwrap().to_vec1().unwrap(), &want[i]);
         assert!(d < 1e-4, "position {i}: max |Δ| = {d}");
     }
@@ -117,7 +117,7 @@ fn cached_decoding_and_chunked_prefill_match_the_full_forward() {
     let mut cache = m.new_cache();
     let mut at = 0;
     for len in [3, 5, 3] {
-        let got = m.forward_seqs(&mut [SeqStep { ids: &IDS[at..at + len], cache: &mut cache }]).unwrap();
+        let got = m.forward_seqs(&mut [SeqStep { ids: &IDS[at..at + len], cache: &mut cache, prompt: false }]).unwrap();
         at += len;
         let d = max_diff(&got.squeeze(0).unwrap().to_vec1().unwrap(), &want[at - 1]);
         assert!(d < 1e-4, "chunk ending at {at}: max |Δ| = {d}");
@@ -137,20 +137,20 @@ fn batched_decode_steps_match_the_full_forward_and_decoding_alone() {
             .iter()
             .map(|&d| {
                 let mut c = m.new_cache();
-                m.forward_seqs(&mut [SeqStep { ids: &IDS[..d], cache: &mut c }]).unwrap();
+                m.forward_seqs(&mut [SeqStep { ids: &IDS[..d], cache: &mut c, prompt: false }]).unwrap();
                 c
             })
             .collect()
     };
     let mut caches = prefilled();
-    let mut steps: Vec<SeqStep<'_>> = caches.iter_mut().zip(depths).map(|(cache, d)| SeqStep { ids: &IDS[d..d + 1], cache }).collect();
+    let mut steps: Vec<SeqStep<'_>> = caches.iter_mut().zip(depths).map(|(cache, d)| SeqStep { ids: &IDS[d..d + 1], cache, prompt: false }).collect();
     let got: Vec<Vec<f32>> = m.forward_seqs(&mut steps).unwrap().to_vec2().unwrap();
     for (row, &d) in got.iter().zip(&depths) {
         let diff = max_diff(row, &want[d]);
         assert!(diff < 1e-4, "sequence at depth {d}: max |Δ| = {diff}");
     }
     for (i, (mut cache, &d)) in prefilled().into_iter().zip(&depths).enumerate() {
-        let alone = m.forward_seqs(&mut [SeqStep { ids: &IDS[d..d + 1], cache: &mut cache }]).unwrap();
+        let alone = m.forward_seqs(&mut [SeqStep { ids: &IDS[d..d + 1], cache: &mut cache, prompt: false }]).unwrap();
         assert_eq!(alone.squeeze(0).unwrap().to_vec1::<f32>().unwrap(), got[i], "depth {d}: batched and alone differ");
     }
 }

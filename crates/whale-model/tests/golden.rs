@@ -105,7 +105,7 @@ fn batched_sequences_of_different_lengths_equal_separate_runs() {
         let (mut c0, mut c1) = (model.new_cache(), model.new_cache());
         model.forward(&Tensor::new(&rows[0][..5], &Device::Cpu).unwrap().unsqueeze(0).unwrap(), &mut c0).unwrap();
         model.forward(&Tensor::new(&rows[1][..12], &Device::Cpu).unwrap().unsqueeze(0).unwrap(), &mut c1).unwrap();
-        let mut steps = [SeqStep { ids: &rows[0][5..12], cache: &mut c0 }, SeqStep { ids: &rows[1][12..13], cache: &mut c1 }];
+        let mut steps = [SeqStep { ids: &rows[0][5..12], cache: &mut c0, prompt: false }, SeqStep { ids: &rows[1][12..13], cache: &mut c1, prompt: false }];
         let got = to_vec(&model.forward_seqs(&mut steps).unwrap());
         let d = max_abs_diff(&got, &expected);
         assert!(d < TOL, "{name}: batched vs alone max |Δ| = {d}");
@@ -142,13 +142,13 @@ fn batched_decode_steps_equal_the_full_forward_and_decoding_alone() {
         };
         let mut caches = prefilled();
         let mut steps: Vec<SeqStep<'_>> =
-            caches.iter_mut().zip(&specs).map(|(cache, &(r, d))| SeqStep { ids: &rows[r][d..=d], cache }).collect();
+            caches.iter_mut().zip(&specs).map(|(cache, &(r, d))| SeqStep { ids: &rows[r][d..=d], cache, prompt: false }).collect();
         let got = to_vec(&model.forward_seqs(&mut steps).unwrap());
         let d = max_abs_diff(&got, &full);
         assert!(d < TOL, "{name}: batched decode vs full forward max |Δ| = {d}");
         let vocab = got.len() / specs.len();
         for (i, (mut cache, &(r, d))) in prefilled().into_iter().zip(&specs).enumerate() {
-            let alone = to_vec(&model.forward_seqs(&mut [SeqStep { ids: &rows[r][d..=d], cache: &mut cache }]).unwrap());
+            let alone = to_vec(&model.forward_seqs(&mut [SeqStep { ids: &rows[r][d..=d], cache: &mut cache, prompt: false }]).unwrap());
             // Not bit for bit: candle's f32 GEMM and the MoE's per-expert row groups sum in
             // an order that depends on the row count (the quantized kernels do not; see
             // gguf.rs). The attention kernel itself is per sequence.
@@ -162,7 +162,7 @@ fn batched_decode_steps_equal_the_full_forward_and_decoding_alone() {
 fn invalid_sequence_in_a_batch_leaves_every_cache_untouched() {
     let model = load("qwen2_tiny");
     let (mut c0, mut c1) = (model.new_cache(), model.new_cache());
-    let mut steps = [SeqStep { ids: &[1, 2, 3], cache: &mut c0 }, SeqStep { ids: &[4, 600], cache: &mut c1 }];
+    let mut steps = [SeqStep { ids: &[1, 2, 3], cache: &mut c0, prompt: false }, SeqStep { ids: &[4, 600], cache: &mut c1, prompt: false }];
     let e = model.forward_seqs(&mut steps).unwrap_err().to_string();
     assert!(e.contains("token id 600 is out of range"), "{e}");
     assert_eq!((c0.seq_len(), c1.seq_len()), (0, 0));

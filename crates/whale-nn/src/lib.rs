@@ -3,7 +3,8 @@
 //! MLP (SwiGLU, GeGLU) and MoE expert dispatch.
 
 pub mod attention;
-pub mod decode_attention;
+pub mod fused_attention;
+pub mod row_math;
 pub mod embedding;
 pub mod kv_cache;
 pub mod linear;

@@ -88,7 +88,7 @@ fn time_decode_parallel(model: &dyn CausalLm, firsts: &[u32], n: usize) -> Resul
     let start = Instant::now();
     for _ in 0..n {
         let mut steps: Vec<SeqStep<'_>> =
-            caches.iter_mut().zip(&next).map(|(cache, id)| SeqStep { ids: std::slice::from_ref(id), cache }).collect();
+            caches.iter_mut().zip(&next).map(|(cache, id)| SeqStep { ids: std::slice::from_ref(id), cache, prompt: false }).collect();
         let logits = model.forward_seqs(&mut steps)?;
         next = whale_model::causal_lm::argmax_last(&logits)?;
     }

@@ -71,7 +71,14 @@ impl Gate {
 
     /// `x: (n, hidden)` → the routing of the `n` tokens.
     pub fn route(&self, x: &Tensor) -> Result<Routing> {
-        let logits = x.to_dtype(DType::F32)?.matmul(&self.weight.t()?)?;
+        let x = x.to_dtype(DType::F32)?;
+        // In inference, one fixed-order dot per score: a token is routed the same way
+        // whatever else is in the step (a GEMM's rounding can depend on the row count).
+        let logits = if !x.track_op() && !self.weight.track_op() && x.device().is_cpu() {
+            whale_nn::row_math::matmul_t(&x, &self.weight)?
+        } else {
+            x.matmul(&self.weight.t()?)?
+        };
         let scores = match self.scoring {
             ScoringFunc::Sigmoid => candle_nn::ops::sigmoid(&logits)?,
             ScoringFunc::Softmax => whale_nn::attention::softmax_last_dim(&logits)?,

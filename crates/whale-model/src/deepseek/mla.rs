@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use whale_core::config::DeepSeekConfig;
 use whale_core::{Result, Weights};
 use whale_nn::attention::{attend, masked_softmax};
-use whale_nn::decode_attention;
+use whale_nn::fused_attention::{self, KeySpan};
 use whale_nn::{LayerCache, Linear, RmsNorm, Rope};
 
 /// Which MLA path to run.
@@ -48,7 +48,7 @@ pub struct Mla {
     kv_b_proj: Linear,
     o_proj: Linear,
     rope: Rope,
-    /// Per-head `W_UK: (h, nope, kv_lora)` and `W_UVᵀ: (h, kv_lora, v)`, split out of
+    /// Per-head `W_UKᵀ: (h, kv_lora, nope)` and `W_UV: (h, v, kv_lora)`, split out of
     /// `kv_b_proj` once at load for frozen weights (recomputed per call when training).
     absorbed: Option<(Tensor, Tensor)>,
     mode: MlaMode,
@@ -105,15 +105,17 @@ impl Mla {
         self.scale
     }
 
-    /// `kv_b_proj: (h * (nope + v), kv_lora)` → `W_UK (h, nope, kv_lora)`, `W_UVᵀ (h, kv_lora, v)`.
+    /// `kv_b_proj: (h * (nope + v), kv_lora)` → `W_UKᵀ (h, kv_lora, nope)` and
+    /// `W_UV (h, v, kv_lora)`, each with contiguous rows for [`fused_attention::heads_matvec`]
+    /// (the composed path takes their transposes as views).
     fn split_kv_b(&self) -> Result<(Tensor, Tensor)> {
         let w = self.kv_b_proj.weight().reshape((self.n_heads, self.nope + self.v_dim, self.kv_lora))?;
-        let w_uk = w.narrow(1, 0, self.nope)?.contiguous()?;
-        let w_uv_t = w.narrow(1, self.nope, self.v_dim)?.transpose(1, 2)?.contiguous()?;
-        Ok((w_uk, w_uv_t))
+        let w_uk_t = w.narrow(1, 0, self.nope)?.transpose(1, 2)?.contiguous()?;
+        let w_uv = w.narrow(1, self.nope, self.v_dim)?.contiguous()?;
+        Ok((w_uk_t, w_uv))
     }
 
-    /// `W_UK` and `W_UVᵀ`: split once at load for frozen weights, from the current Vars
+    /// `W_UKᵀ` and `W_UV`: split once at load for frozen weights, from the current Vars
     /// (so they follow training) otherwise.
     fn absorbed_weights(&self) -> Result<Cow<'_, (Tensor, Tensor)>> {
         Ok(match &self.absorbed {
@@ -191,9 +193,9 @@ impl Mla {
         let (b, h, t, _) = q_nope.dims4()?;
         let l = latent.dim(1)?;
         let weights = self.absorbed_weights()?;
-        let (w_uk, w_uv_t) = (&weights.0, &weights.1);
+        let (w_uk, w_uv_t) = (weights.0.transpose(1, 2)?, weights.1.transpose(1, 2)?);
         // q_nope · W_UK per head: (h, b·t, nope) × (h, nope, kv_lora).
-        let q_lat = q_nope.transpose(0, 1)?.contiguous()?.reshape((h, b * t, self.nope))?.matmul(w_uk)?;
+        let q_lat = q_nope.transpose(0, 1)?.contiguous()?.reshape((h, b * t, self.nope))?.matmul(&w_uk)?;
         // Heads become rows of one GEMM per sequence: the latent is shared by all heads.
         let q_lat = q_lat.reshape((h, b, t, self.kv_lora))?.transpose(0, 1)?.contiguous()?.reshape((b, h * t, self.kv_lora))?;
         let q_pe = q_pe.contiguous()?.reshape((b, h * t, self.rope_dim))?;
@@ -204,44 +206,48 @@ impl Mla {
         let o_lat = p.reshape((b, h * t, l))?.matmul(&c_kv)?;
         // W_UV per head: (h, b·t, kv_lora) × (h, kv_lora, v) → (b, h, t, v).
         let o_lat = o_lat.reshape((b, h, t, self.kv_lora))?.transpose(0, 1)?.contiguous()?.reshape((h, b * t, self.kv_lora))?;
-        let o = o_lat.matmul(w_uv_t)?.reshape((h, b, t, self.v_dim))?.transpose(0, 1)?;
+        let o = o_lat.matmul(&w_uv_t)?.reshape((h, b, t, self.v_dim))?.transpose(0, 1)?;
         Ok(o)
     }
 }
 
 impl Mla {
-    /// A batched decode step (`crate::decode`): one new token per segment, all roped in one
-    /// op, each latent appended to its own cache, attention in latent space by the fused
-    /// kernel. `q: (n, h, nope + rope)`, `lat: (n, kv_lora + rope)` → `(n, h · v)`;
-    /// `(w_uk, w_uv_t)` from [`Mla::absorbed_weights`].
-    fn decode_batch(
+    /// Inference through the fused kernels (`crate::decode`), decode tokens and prompt rows
+    /// alike: all new tokens roped in one op, each segment's latents appended to its own
+    /// cache, attention in latent space with W_UK and W_UV applied row by row, so a row's
+    /// result depends only on its own keys. `q: (n, h, nope + rope)`,
+    /// `lat: (n, kv_lora + rope)` → `(n, h · v)`; `(w_uk_t, w_uv)` from
+    /// [`Mla::absorbed_weights`].
+    fn fused_rows(
         &self,
         q: &Tensor,
         lat: &Tensor,
-        (w_uk, w_uv_t): (&Tensor, &Tensor),
+        (w_uk_t, w_uv): (&Tensor, &Tensor),
         segs: &[Segment],
         caches: &mut [Option<&mut LayerCache>],
     ) -> Result<Tensor> {
-        let (n, h) = (segs.len(), self.n_heads);
+        let (n, h) = (q.dim(0)?, self.n_heads);
         let table = decode::rope_table(&self.rope, segs, lat)?;
-        let q = q.unsqueeze(0)?.transpose(1, 2)?; // (1, h, n, qk)
-        let q_nope = q.narrow(D::Minus1, 0, self.nope)?.squeeze(0)?.contiguous()?; // (h, n, nope)
-        let q_pe = self.rope.apply(&q.narrow(D::Minus1, self.nope, self.rope_dim)?, &table)?.squeeze(0)?.transpose(0, 1)?;
+        let q_nope = q.narrow(D::Minus1, 0, self.nope)?; // (n, h, nope)
+        let q_pe = q.narrow(D::Minus1, self.nope, self.rope_dim)?.unsqueeze(0)?.transpose(1, 2)?; // (1, h, n, rope)
+        let q_pe = self.rope.apply(&q_pe, &table)?.squeeze(0)?.transpose(0, 1)?; // (n, h, rope)
         let k_pe = lat.narrow(D::Minus1, self.kv_lora, self.rope_dim)?.reshape((1, 1, n, self.rope_dim))?;
         let k_pe = self.rope.apply(&k_pe, &table)?.reshape((n, self.rope_dim))?;
         let new = Tensor::cat(&[&lat.narrow(D::Minus1, 0, self.kv_lora)?, &k_pe], D::Minus1)?; // (n, width)
-        let mut latents = Vec::with_capacity(n);
-        for (i, cache) in caches.iter_mut().enumerate() {
+        let mut latents = Vec::with_capacity(segs.len());
+        let mut spans = Vec::with_capacity(n);
+        for (i, (seg, cache)) in segs.iter().zip(caches.iter_mut()).enumerate() {
             let Some(LayerCache::Latent { latent, .. }) = cache.as_deref_mut() else {
                 return Err(whale_core::WhaleError::InvalidInput("MLA layer given a dense KV cache".into()));
             };
-            latents.push(latent.append(&new.narrow(0, i, 1)?.unsqueeze(0)?)?);
+            latents.push(latent.append(&new.narrow(0, seg.start, seg.len)?.unsqueeze(0)?)?);
+            spans.extend((seg.offset..seg.offset + seg.len).map(|pos| KeySpan { cache: i, first: 0, end: pos + 1 }));
         }
-        let q_lat = q_nope.matmul(w_uk)?.transpose(0, 1)?; // (n, h, kv_lora)
+        let q_lat = fused_attention::heads_matvec(&q_nope, w_uk_t)?; // (n, h, kv_lora)
         let refs: Vec<&Tensor> = latents.iter().collect();
-        let o_lat = decode_attention::latent(&q_lat, &q_pe, &refs, self.scale)?; // (n, h, kv_lora)
-        let o = o_lat.transpose(0, 1)?.contiguous()?.matmul(w_uv_t)?; // (h, n, v)
-        Ok(o.transpose(0, 1)?.reshape((n, h * self.v_dim))?)
+        let o_lat = fused_attention::latent(&q_lat, &q_pe, &refs, &spans, self.scale)?; // (n, h, kv_lora)
+        let o = fused_attention::heads_matvec(&o_lat, w_uv)?; // (n, h, v)
+        Ok(o.reshape((n, h * self.v_dim))?)
     }
 }
 
@@ -250,21 +256,14 @@ impl Attention for Mla {
         // Down/up projections over all tokens at once; attention per sequence.
         let q = self.queries(x)?;
         let lat = self.latent(x)?;
-        let fused = self.mode != MlaMode::Naive && decode::kernels_apply(x);
-        // W_UK / W_UV, split once for this forward if any segment decodes (a copy from the Vars
-        // when training weights, free for a checkpoint's).
-        let any_decode = fused && segs.iter().zip(caches.iter()).any(|(s, c)| decode::is_decode(s, c));
-        let weights = if any_decode { Some(self.absorbed_weights()?) } else { None };
-        let w = weights.as_deref().map(|(a, b)| (a, b));
-        if let (Some(w), true) = (w, decode::applies(x, segs, caches)) {
-            return self.o_proj.forward(&self.decode_batch(&q, &lat, w, segs, caches)?);
+        // Inference takes the fused kernels for every row (W_UK / W_UV split once at load for
+        // a checkpoint's frozen weights); MlaMode::Naive keeps the composed expansion.
+        if self.mode != MlaMode::Naive && decode::applies(x, segs, caches) {
+            let weights = self.absorbed_weights()?;
+            return self.o_proj.forward(&self.fused_rows(&q, &lat, (&weights.0, &weights.1), segs, caches)?);
         }
         let track = x.track_op();
         let o = per_segment(segs, caches, |seg, cache| {
-            if let (Some(w), true) = (w, decode::is_decode(seg, &cache)) {
-                let (q, lat) = (q.narrow(0, seg.start, 1)?, lat.narrow(0, seg.start, 1)?);
-                return self.decode_batch(&q, &lat, w, std::slice::from_ref(seg), &mut [cache]);
-            }
             let q = q.narrow(0, seg.start, seg.len)?;
             let lat = lat.narrow(0, seg.start, seg.len)?;
             self.attend_segment(&q, &lat, seg, cache, track)

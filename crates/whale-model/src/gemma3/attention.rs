@@ -73,11 +73,7 @@ impl Attention for Gemma3Attention {
             let o = decode::dense(&layer, (&q_all, &k_all, &v_all), segs, caches)?;
             return self.post_norm.forward(&self.o_proj.forward(&o)?);
         }
-        let fused = decode::kernels_apply(x);
         let o = per_segment(segs, caches, |seg, cache| {
-            if fused && decode::is_decode(seg, &cache) {
-                return decode::dense_segment(&layer, (&q_all, &k_all, &v_all), seg, cache);
-            }
             // (1, heads, len, head_dim)
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {
                 Ok(t.narrow(0, seg.start, seg.len)?.reshape((1, seg.len, n, self.head_dim))?.transpose(1, 2)?)

@@ -47,11 +47,7 @@ impl Attention for GqaAttention {
         if decode::applies(x, segs, caches) {
             return self.o_proj.forward(&decode::dense(&layer, (&q_all, &k_all, &v_all), segs, caches)?);
         }
-        let fused = decode::kernels_apply(x);
         let o = per_segment(segs, caches, |seg, cache| {
-            if fused && decode::is_decode(seg, &cache) {
-                return decode::dense_segment(&layer, (&q_all, &k_all, &v_all), seg, cache);
-            }
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {
                 Ok(t.narrow(0, seg.start, seg.len)?.reshape((1, seg.len, n, self.head_dim))?.transpose(1, 2)?)
             };

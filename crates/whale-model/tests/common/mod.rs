@@ -52,7 +52,7 @@ pub fn greedy_with_cache(model: &dyn CausalLm, prompt: &Tensor, steps: usize) ->
     let mut out = vec![Vec::new(); rows.len()];
     for _ in 0..steps {
         let mut batch: Vec<SeqStep> =
-            inputs.iter().zip(caches.iter_mut()).map(|(ids, cache)| SeqStep { ids, cache }).collect();
+            inputs.iter().zip(caches.iter_mut()).map(|(ids, cache)| SeqStep { ids, cache, prompt: false }).collect();
         let logits = model.forward_seqs(&mut batch).unwrap();
         let next = argmax_last(&logits).unwrap();
         for ((o, input), &n) in out.iter_mut().zip(inputs.iter_mut()).zip(&next) {

@@ -1,0 +1,480 @@
+//! Attention for inference fused into one kernel that reads every sequence's KV cache where
+//! it lies: the decode tokens of a batch of sequences, and the prompt rows of a prefill.
+//!
+//! Batched decoding (the engine's continuous batching, GRPO rollouts) runs the linear layers
+//! over all sequences at once, but attention is per sequence. Composed from tensor ops it
+//! costs some twenty small ops per sequence and layer plus a copy of each cache to make it
+//! contiguous; on a small model that overhead is most of a decode step, and batching 32
+//! sequences bought less than 1.5x. Here each (query row, head) is computed on the matmul
+//! threads: scores against the keys it may see, an f32 softmax, the weighted sum of the
+//! values, and nothing is copied.
+//!
+//! A query's arithmetic depends on nothing but its own keys (each sums in a fixed order,
+//! see [`crate::row_math`]). So a sequence decodes bit-identically alone and in a batch, and
+//! a prompt row gets the same result whichever prefill chunk it falls in: a prompt whose
+//! first blocks come from the prefix cache computes the rest exactly as a cold run would.
+
+use crate::{Result, WhaleError};
+use candle_core::{DType, Device, Storage, Tensor};
+use crate::row_math::{RowMath, Rows};
+use rayon::prelude::*;
+
+/// Whether the fused kernels can run on tensors of this dtype and device.
+pub fn supported(dtype: DType, device: &Device) -> bool {
+    dtype == DType::F32 && device.is_cpu()
+}
+
+/// A rank-3 or rank-4 f32 CPU tensor's elements in place, with its strides.
+struct View<'a> {
+    data: &'a [f32],
+    offset: usize,
+    stride: Vec<usize>,
+    dims: Vec<usize>,
+}
+
+fn view<'a>(storage: &'a Storage, layout: &candle_core::Layout, what: &str) -> Result<View<'a>> {
+    let Storage::Cpu(cpu) = storage else {
+        return Err(WhaleError::InvalidInput(format!("fused attention: {what} is not on the CPU")));
+    };
+    let data = cpu.as_slice::<f32>().map_err(|_| WhaleError::InvalidInput(format!("fused attention: {what} is not f32")))?;
+    if layout.stride().last() != Some(&1) {
+        return Err(WhaleError::InvalidInput(format!("fused attention: {what} rows are not contiguous")));
+    }
+    Ok(View { data, offset: layout.start_offset(), stride: layout.stride().to_vec(), dims: layout.dims().to_vec() })
+}
+
+/// Replaces `scores` by `exp(score − max)` and returns their sum (the softmax's divisor).
+#[inline]
+fn exp_in_place(scores: &mut [f32]) -> f32 {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    sum
+}
+
+fn contiguous_f32(t: &Tensor, what: &str) -> Result<Vec<f32>> {
+    if t.dtype() != DType::F32 {
+        return Err(WhaleError::InvalidInput(format!("fused attention: {what} is {:?}, expected f32", t.dtype())));
+    }
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// One sequence's dense cache for [`dense`]: keys `(1, kv_heads, L, d)` and values
+/// `(1, kv_heads, L, dv)` (views into a larger buffer are fine), this step's keys and values
+/// already appended.
+pub struct DenseKv<'a> {
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+}
+
+/// The keys one query row sees: positions `first..end` of cache `cache` (causal: `end` is
+/// the row's position + 1; `first` is 0, or the start of a sliding window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpan {
+    pub cache: usize,
+    pub first: usize,
+    pub end: usize,
+}
+
+/// A pointer into the output that workers write disjoint rows through.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every (query row, head) output row is written by exactly one work item.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The output row of `len` elements at `offset`.
+    ///
+    /// # Safety
+    /// In bounds, and written by this work item alone.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, offset: usize, len: usize) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(offset), len)
+    }
+}
+
+/// Heads per work item of [`latent`]: enough to reuse each latent row, few enough that a
+/// single decode row still gives every thread work.
+const LATENT_HEADS_PER_ITEM: usize = 4;
+
+/// Keys per block in [`latent`]'s passes (16 latent rows of 576 f32: about L1's size).
+const KEY_BLOCK: usize = 16;
+
+/// Query rows per work item: consecutive rows of one sequence share the pass over its keys
+/// and values while they are in cache.
+const ROWS_PER_ITEM: usize = 8;
+
+/// Consecutive rows of one cache, at most [`ROWS_PER_ITEM`] each.
+fn runs(spans: &[KeySpan]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut r = 0;
+    while r < spans.len() {
+        let mut e = r + 1;
+        while e < spans.len() && e - r < ROWS_PER_ITEM && spans[e].cache == spans[r].cache {
+            e += 1;
+        }
+        runs.push(r..e);
+        r = e;
+    }
+    runs
+}
+
+/// Grouped-query attention over query rows: `q: (n, h, d)` (roped queries), `spans[i]` the
+/// keys row `i` sees in `caches[spans[i].cache]` → `(n, h · dv)`. Query head `j` reads kv
+/// head `j / (h / kv_heads)`, as [`crate::attention::attend`] does.
+pub fn dense(q: &Tensor, caches: &[DenseKv<'_>], spans: &[KeySpan], scale: f64) -> Result<Tensor> {
+    let (n, h, d) = q.dims3()?;
+    if spans.len() != n {
+        return Err(WhaleError::InvalidInput(format!("fused attention: {n} query rows but {} key spans", spans.len())));
+    }
+    let qv = contiguous_f32(q, "the query")?;
+    let guards: Vec<_> = caches.iter().map(|c| (c.k.storage_and_layout(), c.v.storage_and_layout())).collect();
+    let mut views = Vec::with_capacity(caches.len());
+    for ((ks, kl), (vs, vl)) in &guards {
+        let (k, v) = (view(ks, kl, "the key cache")?, view(vs, vl, "the value cache")?);
+        if k.dims.len() != 4 || v.dims.len() != 4 || k.dims[3] != d || k.dims[1] != v.dims[1] || k.dims[2] != v.dims[2] {
+            return Err(WhaleError::InvalidInput(format!(
+                "fused attention: key cache {:?} / value cache {:?} do not fit queries of width {d}",
+                k.dims, v.dims
+            )));
+        }
+        if h % k.dims[1] != 0 {
+            return Err(WhaleError::InvalidInput(format!("fused attention: {h} query heads over {} kv heads", k.dims[1])));
+        }
+        views.push((k, v));
+    }
+    check_spans(spans, &views.iter().map(|(k, _)| k.dims[2]).collect::<Vec<_>>())?;
+    let dv = views.first().map_or(d, |(_, v)| v.dims[3]);
+    if views.iter().any(|(_, v)| v.dims[3] != dv) {
+        return Err(WhaleError::InvalidInput("fused attention: value widths differ between sequences".into()));
+    }
+    // Work items: runs of consecutive rows of one cache, times heads.
+    let runs = runs(spans);
+    let (scale, math) = (scale as f32, RowMath::get());
+    let mut out = vec![0f32; n * h * dv];
+    let outp = OutPtr(out.as_mut_ptr());
+    whale_quant::install(|| {
+        (0..runs.len() * h).into_par_iter().for_each(|item| {
+            let (rows, j) = (runs[item / h].clone(), item % h);
+            let (k, v) = &views[spans[rows.start].cache];
+            let g = j / (h / k.dims[1]);
+            let keys = Rows { data: k.data, base: k.offset + g * k.stride[1], stride: k.stride[2], width: d };
+            let values = Rows { data: v.data, base: v.offset + g * v.stride[1], stride: v.stride[2], width: dv };
+            let mut p = Vec::new();
+            for r in rows {
+                let KeySpan { first, end, .. } = spans[r];
+                let q = &qv[(r * h + j) * d..][..d];
+                p.clear();
+                p.extend((first..end).map(|t| scale * (math.dot)(q, keys.at(t))));
+                let inv = 1.0 / exp_in_place(&mut p);
+                // SAFETY: row (r, j) of the output belongs to this item alone.
+                let o = unsafe { outp.row((r * h + j) * dv, dv) };
+                (math.weighted_sum)(&p, Rows { base: values.base + first * values.stride, ..values }, o);
+                o.iter_mut().for_each(|x| *x *= inv);
+            }
+        });
+    });
+    Ok(Tensor::from_vec(out, (n, h * dv), q.device())?)
+}
+
+/// MLA attention in latent space (the absorbed form, V3 §2.1.1): `q_lat: (n, h, r)`
+/// (queries already multiplied by W_UK, see [`heads_matvec`]), `q_pe: (n, h, p)` (roped),
+/// `latents[c]`: sequence c's cache `(1, L, r + p)` = `[c_kv | k_pe]` with this step's
+/// entries appended, `spans[i]` the positions row `i` sees → `(n, h, r)`: the
+/// softmax-weighted sum of `c_kv`, still to be multiplied by W_UV.
+pub fn latent(q_lat: &Tensor, q_pe: &Tensor, latents: &[&Tensor], spans: &[KeySpan], scale: f64) -> Result<Tensor> {
+    let (n, h, r) = q_lat.dims3()?;
+    let p = q_pe.dim(2)?;
+    if q_pe.dims3()? != (n, h, p) || spans.len() != n {
+        return Err(WhaleError::InvalidInput(format!(
+            "fused attention: latent queries {:?}, rope queries {:?}, {} key spans",
+            q_lat.dims(),
+            q_pe.dims(),
+            spans.len()
+        )));
+    }
+    let (ql, qp) = (contiguous_f32(q_lat, "the latent query")?, contiguous_f32(q_pe, "the rope query")?);
+    let guards: Vec<_> = latents.iter().map(|t| t.storage_and_layout()).collect();
+    let mut views = Vec::with_capacity(latents.len());
+    for (s, l) in &guards {
+        let v = view(s, l, "the latent cache")?;
+        if v.dims.len() != 3 || v.dims[2] != r + p {
+            return Err(WhaleError::InvalidInput(format!("fused attention: latent cache {:?}, expected (1, L, {})", v.dims, r + p)));
+        }
+        views.push(v);
+    }
+    check_spans(spans, &views.iter().map(|v| v.dims[1]).collect::<Vec<_>>())?;
+    // Work items: a run of rows times a group of heads, which all read each latent row
+    // while it is in L1 (the latent is shared by every head: MQA in latent space).
+    let runs = runs(spans);
+    let groups = h.div_ceil(LATENT_HEADS_PER_ITEM);
+    let (scale, math) = (scale as f32, RowMath::get());
+    let mut out = vec![0f32; n * h * r];
+    let outp = OutPtr(out.as_mut_ptr());
+    whale_quant::install(|| {
+        (0..runs.len() * groups).into_par_iter().for_each(|item| {
+            let rows_of = runs[item / groups].clone();
+            let heads = (item % groups) * LATENT_HEADS_PER_ITEM..((item % groups + 1) * LATENT_HEADS_PER_ITEM).min(h);
+            let lat = &views[spans[rows_of.start].cache];
+            let rows = Rows { data: lat.data, base: lat.offset, stride: lat.stride[1], width: r + p };
+            let (lo, hi) = rows_of.clone().fold((usize::MAX, 0), |(lo, hi), i| (lo.min(spans[i].first), hi.max(spans[i].end)));
+            // The keys of (row i, key block b0..b1) that row i sees.
+            let seen = |i: usize, b0: usize, b1: usize| (b0.max(spans[i].first), b1.min(spans[i].end));
+            let blocks = || (lo..hi).step_by(KEY_BLOCK).map(move |b0| (b0, (b0 + KEY_BLOCK).min(hi)));
+            // Scores of (row, head) pairs, row-major; taken key block by key block, so each
+            // block stays in L1 while every pair of the item reads it.
+            let nh = heads.len();
+            let mut w: Vec<Vec<f32>> = rows_of.clone().flat_map(|i| heads.clone().map(move |_| Vec::with_capacity(spans[i].end - spans[i].first))).collect();
+            for (b0, b1) in blocks() {
+                for (ri, i) in rows_of.clone().enumerate() {
+                    let (f, e) = seen(i, b0, b1);
+                    for (hj, j) in heads.clone().enumerate() {
+                        let item = i * h + j;
+                        let (qa, qb) = (&ql[item * r..(item + 1) * r], &qp[item * p..(item + 1) * p]);
+                        w[ri * nh + hj].extend((f..e).map(|t| {
+                            let k = rows.at(t);
+                            scale * ((math.dot)(qa, &k[..r]) + (math.dot)(qb, &k[r..]))
+                        }));
+                    }
+                }
+            }
+            let inv: Vec<f32> = w.iter_mut().map(|s| 1.0 / exp_in_place(s)).collect();
+            // SAFETY: rows (i, j) for i in this run and j in this head group belong to this
+            // item alone.
+            let o = |i: usize, j: usize| unsafe { outp.row((i * h + j) * r, r) };
+            for (b0, b1) in blocks() {
+                for (ri, i) in rows_of.clone().enumerate() {
+                    let (f, e) = seen(i, b0, b1);
+                    if f >= e {
+                        continue;
+                    }
+                    let first = spans[i].first;
+                    let c_kv = Rows { base: rows.base + f * rows.stride, width: r, ..rows };
+                    for (hj, j) in heads.clone().enumerate() {
+                        (math.weighted_sum)(&w[ri * nh + hj][f - first..e - first], c_kv, o(i, j));
+                    }
+                }
+            }
+            for (ri, i) in rows_of.enumerate() {
+                for (hj, j) in heads.clone().enumerate() {
+                    o(i, j).iter_mut().for_each(|x| *x *= inv[ri * nh + hj]);
+                }
+            }
+        });
+    });
+    Ok(Tensor::from_vec(out, (n, h, r), q_lat.device())?)
+}
+
+/// Every span inside its cache (`lens[c]` keys in cache c), and not empty.
+fn check_spans(spans: &[KeySpan], lens: &[usize]) -> Result<()> {
+    for (i, s) in spans.iter().enumerate() {
+        let len = lens.get(s.cache).copied();
+        if len.is_none_or(|len| s.first >= s.end || s.end > len) {
+            return Err(WhaleError::InvalidInput(format!(
+                "fused attention: row {i} sees keys {}..{} of cache {} ({} caches, {len:?} keys)",
+                s.first,
+                s.end,
+                s.cache,
+                lens.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A matrix per head applied to each row's head: `x: (n, h, a)`, `w: (h, b, a)` →
+/// `(n, h, b)` with `out[i, j] = w[j] · x[i, j]` (MLA's W_UK and W_UV around the latent
+/// attention). Each output element is one fixed-order dot product over a contiguous row of
+/// `w[j]`, so a row's result does not depend on how many rows share the call, as a batched
+/// GEMM's may, and decoding streams the weights in order.
+pub fn heads_matvec(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (n, h, a) = x.dims3()?;
+    let (wh, b, wa) = w.dims3()?;
+    if (wh, wa) != (h, a) {
+        return Err(WhaleError::InvalidInput(format!("fused attention: per-head matrices {:?} for rows {:?}", w.dims(), x.dims())));
+    }
+    let xv = contiguous_f32(x, "the per-head rows")?;
+    // The weights are read in place: a copy per call would cost more than the products.
+    let (ws, wl) = w.storage_and_layout();
+    let wview = view(&ws, wl, "the per-head matrices")?;
+    if !wl.is_contiguous() {
+        return Err(WhaleError::InvalidInput("fused attention: the per-head matrices are not contiguous".into()));
+    }
+    let wv = &wview.data[wview.offset..][..h * b * a];
+    let math = RowMath::get();
+    let mut out = vec![0f32; n * h * b];
+    whale_quant::install(|| {
+        out.par_chunks_mut(b).enumerate().for_each(|(item, o)| {
+            let (xi, wj) = (&xv[item * a..][..a], &wv[(item % h) * b * a..][..b * a]);
+            for (oc, row) in o.iter_mut().zip(wj.chunks_exact(a)) {
+                *oc = (math.dot)(xi, row);
+            }
+        });
+    });
+    Ok(Tensor::from_vec(out, (n, h, b), x.device())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::{attend, masked_softmax};
+    use crate::kv_cache::SeqBuffer;
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// Caches of the given lengths as views into grown buffers (strided, as the engine's
+    /// are): `(view k, view v, full k, full v)`.
+    fn caches(lens: &[usize], kvh: usize, d: usize, dv: usize) -> Vec<(Tensor, Tensor, Tensor, Tensor)> {
+        let mut bufs = Vec::new();
+        for (i, &l) in lens.iter().enumerate() {
+            let (mut kb, mut vb) = (SeqBuffer::new(2), SeqBuffer::new(2));
+            // Appended in pieces so the buffers grow and the views are strided.
+            let (k, v) = (rand(&[1, kvh, l, d], 10 + i as u64), rand(&[1, kvh, l, dv], 20 + i as u64));
+            let mut at = 0;
+            while at < l {
+                let step = (l - at).min(7);
+                kb.append(&k.narrow(2, at, step).unwrap()).unwrap();
+                vb.append(&v.narrow(2, at, step).unwrap()).unwrap();
+                at += step;
+            }
+            bufs.push((kb.current().unwrap().unwrap(), vb.current().unwrap().unwrap(), k, v));
+        }
+        bufs
+    }
+
+    /// Decode rows against the composed attention, per sequence, with GQA groups of 3 and a
+    /// sliding window.
+    #[test]
+    fn dense_matches_composed_attention_over_strided_caches() {
+        let (h, kvh, d, dv) = (6, 2, 8, 12);
+        let lens = [1usize, 5, 19, 40];
+        let q = rand(&[lens.len(), h, d], 1);
+        let bufs = caches(&lens, kvh, d, dv);
+        let kv: Vec<DenseKv<'_>> = bufs.iter().map(|(k, v, _, _)| DenseKv { k, v }).collect();
+        let firsts = [0usize, 0, 4, 33];
+        let spans: Vec<KeySpan> = (0..lens.len()).map(|i| KeySpan { cache: i, first: firsts[i], end: lens[i] }).collect();
+        let fused = dense(&q, &kv, &spans, 0.3).unwrap();
+        assert_eq!(fused.dims(), &[lens.len(), h * dv]);
+        for (i, (_, _, k, v)) in bufs.iter().enumerate() {
+            let (l, f) = (lens[i], firsts[i]);
+            let qi = q.narrow(0, i, 1).unwrap().reshape((1, h, 1, d)).unwrap();
+            let want = attend(&qi, &k.narrow(2, f, l - f).unwrap(), &v.narrow(2, f, l - f).unwrap(), 0.3, None).unwrap();
+            let want = want.reshape((1, h * dv)).unwrap();
+            let d = max_diff(&fused.narrow(0, i, 1).unwrap(), &want);
+            assert!(d < 1e-5, "sequence {i}: max diff {d}");
+        }
+        // A sequence's output is the same alone as in the batch, bit for bit.
+        let alone = dense(&q.narrow(0, 2, 1).unwrap(), &kv[2..3], &[KeySpan { cache: 0, ..spans[2] }], 0.3).unwrap();
+        assert_eq!(max_diff(&alone, &fused.narrow(0, 2, 1).unwrap()), 0.0);
+        // Mismatched inputs are errors, not panics.
+        assert!(dense(&q, &kv, &spans[..2], 0.3).is_err());
+        let past_end = [KeySpan { cache: 0, first: 0, end: 2 }];
+        assert!(dense(&q.narrow(0, 0, 1).unwrap(), &kv[..1], &past_end, 0.3).is_err());
+        let no_cache = [KeySpan { cache: 7, first: 0, end: 1 }];
+        assert!(dense(&q.narrow(0, 0, 1).unwrap(), &kv[..1], &no_cache, 0.3).is_err());
+    }
+
+    /// Prompt rows (each seeing the keys up to its own position) against the composed
+    /// attention with a causal mask; and every row bit-identical whatever chunk it is
+    /// computed in: alone, as the tail of a chunk, or among another sequence's rows.
+    #[test]
+    fn prompt_rows_match_the_causal_mask_and_do_not_depend_on_their_chunk() {
+        let (h, kvh, d, dv, len) = (4, 2, 64, 64, 37);
+        let bufs = caches(&[len, 11], kvh, d, dv);
+        let kv: Vec<DenseKv<'_>> = bufs.iter().map(|(k, v, _, _)| DenseKv { k, v }).collect();
+        let q = rand(&[len, h, d], 5);
+        let spans: Vec<KeySpan> = (0..len).map(|t| KeySpan { cache: 0, first: 0, end: t + 1 }).collect();
+        let all = dense(&q, &kv, &spans, 0.125).unwrap();
+        let (_, _, k, v) = &bufs[0];
+        let q4 = q.reshape((1, len, h, d)).unwrap().transpose(1, 2).unwrap();
+        let mask = crate::attention::causal_mask(len, 0, &Device::Cpu).unwrap();
+        let want = attend(&q4, k, v, 0.125, mask.as_ref()).unwrap().transpose(1, 2).unwrap().reshape((len, h * dv)).unwrap();
+        let diff = max_diff(&all, &want);
+        assert!(diff < 1e-5, "max diff {diff} from the composed causal attention");
+        for (from, to) in [(36, 37), (20, 37), (0, 9), (9, 30)] {
+            let part = dense(&q.narrow(0, from, to - from).unwrap(), &kv, &spans[from..to], 0.125).unwrap();
+            assert_eq!(max_diff(&part, &all.narrow(0, from, to - from).unwrap()), 0.0, "rows {from}..{to}");
+        }
+        // Beside a decode row of the other sequence.
+        let mixed_q = Tensor::cat(&[rand(&[1, h, d], 6), q.narrow(0, 30, 7).unwrap()], 0).unwrap();
+        let mut mixed_spans = vec![KeySpan { cache: 1, first: 0, end: 11 }];
+        mixed_spans.extend_from_slice(&spans[30..]);
+        let mixed = dense(&mixed_q, &kv, &mixed_spans, 0.125).unwrap();
+        assert_eq!(max_diff(&mixed.narrow(0, 1, 7).unwrap(), &all.narrow(0, 30, 7).unwrap()), 0.0);
+    }
+
+    #[test]
+    fn latent_matches_the_composed_absorbed_scores() {
+        let (h, r, p) = (4, 16, 6);
+        let lens = [3usize, 11];
+        let q_lat = rand(&[2, h, r], 3);
+        let q_pe = rand(&[2, h, p], 4);
+        let mut bufs = Vec::new();
+        for (i, &l) in lens.iter().enumerate() {
+            let mut b = SeqBuffer::new(1);
+            let lat = rand(&[1, l, r + p], 30 + i as u64);
+            b.append(&lat.narrow(1, 0, 1).unwrap()).unwrap();
+            if l > 1 {
+                b.append(&lat.narrow(1, 1, l - 1).unwrap()).unwrap();
+            }
+            bufs.push((b.current().unwrap().unwrap(), lat));
+        }
+        let refs: Vec<&Tensor> = bufs.iter().map(|b| &b.0).collect();
+        // Row 1 sees a span in the middle of its cache (a prompt row with a window).
+        let spans = [KeySpan { cache: 0, first: 0, end: 3 }, KeySpan { cache: 1, first: 2, end: 9 }];
+        let fused = latent(&q_lat, &q_pe, &refs, &spans, 0.25).unwrap();
+        for (i, (_, lat)) in bufs.iter().enumerate() {
+            let lat = lat.squeeze(0).unwrap().narrow(0, spans[i].first, spans[i].end - spans[i].first).unwrap();
+            let (c, kp) = (lat.narrow(1, 0, r).unwrap(), lat.narrow(1, r, p).unwrap());
+            let scores = (q_lat.get(i).unwrap().matmul(&c.t().unwrap()).unwrap()
+                + q_pe.get(i).unwrap().matmul(&kp.t().unwrap()).unwrap())
+            .unwrap();
+            let w = masked_softmax(&scores, 0.25, None).unwrap();
+            let want = w.matmul(&c).unwrap();
+            let d = max_diff(&fused.get(i).unwrap(), &want);
+            assert!(d < 1e-5, "sequence {i}: max diff {d}");
+        }
+        assert!(latent(&q_lat, &q_pe, &refs, &[spans[0], KeySpan { cache: 1, first: 0, end: 12 }], 0.25).is_err());
+        // Prompt rows (each sees the keys up to its own position) computed together and
+        // alone, bit for bit: they share work items when together.
+        let (ql, qp) = (rand(&[11, h, r], 13), rand(&[11, h, p], 14));
+        let causal: Vec<KeySpan> = (0..11).map(|t| KeySpan { cache: 1, first: 0, end: t + 1 }).collect();
+        let together = latent(&ql, &qp, &refs, &causal, 0.25).unwrap();
+        for t in [0usize, 5, 10] {
+            let row = |x: &Tensor| x.narrow(0, t, 1).unwrap();
+            let alone = latent(&row(&ql), &row(&qp), &refs, &causal[t..=t], 0.25).unwrap();
+            assert_eq!(max_diff(&alone, &row(&together)), 0.0, "row {t}");
+        }
+    }
+
+    #[test]
+    fn heads_matvec_matches_a_batched_matmul_and_each_row_alone() {
+        let (n, h, a, b) = (5, 3, 40, 72);
+        let (x, w) = (rand(&[n, h, a], 7), rand(&[h, b, a], 8));
+        let got = heads_matvec(&x, &w).unwrap();
+        let want = x.transpose(0, 1).unwrap().contiguous().unwrap().matmul(&w.transpose(1, 2).unwrap()).unwrap().transpose(0, 1).unwrap();
+        let d = max_diff(&got, &want);
+        assert!(d < 1e-5, "max diff {d}");
+        let alone = heads_matvec(&x.narrow(0, 3, 1).unwrap(), &w).unwrap();
+        assert_eq!(max_diff(&alone, &got.narrow(0, 3, 1).unwrap()), 0.0);
+        assert!(heads_matvec(&x, &rand(&[h, b, a + 1], 9)).is_err());
+    }
+}
