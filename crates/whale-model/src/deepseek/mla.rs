@@ -16,7 +16,7 @@ use crate::decode;
 use candle_core::{Tensor, D};
 use std::borrow::Cow;
 use whale_core::config::DeepSeekConfig;
-use whale_core::{Result, Weights};
+use whale_core::{Result, Weights, WhaleError};
 use whale_nn::attention::{attend, masked_softmax};
 use whale_nn::fused_attention::{self, KeySpan};
 use whale_nn::{LayerCache, Linear, RmsNorm, Rope};
@@ -48,8 +48,11 @@ pub struct Mla {
     kv_b_proj: Linear,
     o_proj: Linear,
     rope: Rope,
-    /// Per-head `W_UKᵀ: (h, kv_lora, nope)` and `W_UV: (h, v, kv_lora)`, split out of
-    /// `kv_b_proj` once at load for frozen weights (recomputed per call when training).
+    /// Per-head `W_UKᵀ: (h, kv_lora, nope)` and `W_UV: (h, v, kv_lora)` in f32, split out
+    /// of `kv_b_proj` once at load for frozen weights (recomputed per call when training).
+    /// f32 rather than quantized: at these short rows (128 and 512 values) Whale's quantized
+    /// kernels cost more per row than the f32 dots (decode measured 10 % slower on the
+    /// DeepSeek-V2-shaped benchmark model).
     absorbed: Option<(Tensor, Tensor)>,
     mode: MlaMode,
     n_heads: usize,
@@ -109,7 +112,12 @@ impl Mla {
     /// `W_UV (h, v, kv_lora)`, each with contiguous rows for [`fused_attention::heads_matvec`]
     /// (the composed path takes their transposes as views).
     fn split_kv_b(&self) -> Result<(Tensor, Tensor)> {
-        let w = self.kv_b_proj.weight().reshape((self.n_heads, self.nope + self.v_dim, self.kv_lora))?;
+        // A quantized kv_b is dequantized here without keeping the f32 copy `weight()` keeps.
+        let w = match self.kv_b_proj.qmatrix() {
+            Some(q) => Cow::Owned(q.dequantize_tensor(&candle_core::Device::Cpu).map_err(|e| WhaleError::InvalidInput(format!("kv_b_proj: {e}")))?),
+            None => Cow::Borrowed(self.kv_b_proj.weight()),
+        };
+        let w = w.reshape((self.n_heads, self.nope + self.v_dim, self.kv_lora))?;
         let w_uk_t = w.narrow(1, 0, self.nope)?.transpose(1, 2)?.contiguous()?;
         let w_uv = w.narrow(1, self.nope, self.v_dim)?.contiguous()?;
         Ok((w_uk_t, w_uv))
@@ -216,16 +224,8 @@ impl Mla {
     /// alike: all new tokens roped in one op, each segment's latents appended to its own
     /// cache, attention in latent space with W_UK and W_UV applied row by row, so a row's
     /// result depends only on its own keys. `q: (n, h, nope + rope)`,
-    /// `lat: (n, kv_lora + rope)` → `(n, h · v)`; `(w_uk_t, w_uv)` from
-    /// [`Mla::absorbed_weights`].
-    fn fused_rows(
-        &self,
-        q: &Tensor,
-        lat: &Tensor,
-        (w_uk_t, w_uv): (&Tensor, &Tensor),
-        segs: &[Segment],
-        caches: &mut [Option<&mut LayerCache>],
-    ) -> Result<Tensor> {
+    /// `lat: (n, kv_lora + rope)` → `(n, h · v)`.
+    fn fused_rows(&self, q: &Tensor, lat: &Tensor, segs: &[Segment], caches: &mut [Option<&mut LayerCache>]) -> Result<Tensor> {
         let (n, h) = (q.dim(0)?, self.n_heads);
         let table = decode::rope_table(&self.rope, segs, lat)?;
         let q_nope = q.narrow(D::Minus1, 0, self.nope)?; // (n, h, nope)
@@ -243,6 +243,8 @@ impl Mla {
             latents.push(latent.append(&new.narrow(0, seg.start, seg.len)?.unsqueeze(0)?)?);
             spans.extend((seg.offset..seg.offset + seg.len).map(|pos| KeySpan { cache: i, first: 0, end: pos + 1 }));
         }
+        let weights = self.absorbed_weights()?;
+        let (w_uk_t, w_uv) = (&weights.0, &weights.1);
         let q_lat = fused_attention::heads_matvec(&q_nope, w_uk_t)?; // (n, h, kv_lora)
         let refs: Vec<&Tensor> = latents.iter().collect();
         let o_lat = fused_attention::latent(&q_lat, &q_pe, &refs, &spans, self.scale)?; // (n, h, kv_lora)
@@ -259,8 +261,7 @@ impl Attention for Mla {
         // Inference takes the fused kernels for every row (W_UK / W_UV split once at load for
         // a checkpoint's frozen weights); MlaMode::Naive keeps the composed expansion.
         if self.mode != MlaMode::Naive && decode::applies(x, segs, caches) {
-            let weights = self.absorbed_weights()?;
-            return self.o_proj.forward(&self.fused_rows(&q, &lat, (&weights.0, &weights.1), segs, caches)?);
+            return self.o_proj.forward(&self.fused_rows(&q, &lat, segs, caches)?);
         }
         let track = x.track_op();
         let o = per_segment(segs, caches, |seg, cache| {
