@@ -205,3 +205,23 @@ fn each_row_is_the_same_alone_and_in_a_batch() {
     }
     assert!(failures.is_empty(), "rows differ alone and batched: {failures:#?}");
 }
+
+/// The VNNI K-quant kernels fuse AVX2's `vpmaddwd` + `vpaddd` into `vpdpwssd`: the same exact
+/// integer sums and float steps, so the same results bit for bit (a model gives the same
+/// tokens on either instruction set).
+#[test]
+fn vnni_k_quants_equal_avx2_bit_for_bit() {
+    if !Backend::Vnni.is_available() {
+        return;
+    }
+    let mut rng = Lcg(41);
+    let (rows, cols) = (24, 1024);
+    for ty in [GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
+        let w = random_matrix(ty, rows, cols, &mut rng);
+        for m in [1usize, 4, 5] {
+            let x: Vec<f32> = (0..m * cols).map(|_| rng.f32()).collect();
+            let (v, a) = (w.matmul_slice(&x, m, Backend::Vnni).unwrap(), w.matmul_slice(&x, m, Backend::Avx2).unwrap());
+            assert!(v.iter().zip(&a).all(|(p, q)| p.to_bits() == q.to_bits()), "{ty}, {m} rows: VNNI and AVX2 differ");
+        }
+    }
+}

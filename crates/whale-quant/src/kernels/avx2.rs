@@ -120,7 +120,7 @@ pub(crate) unsafe fn dot_q5_0_n<const N: usize>(w: &[u8], a: [&[BlockQ8]; N]) ->
 /// for j ≥ 4 the low 4 bits come from `q[j+4]` (scale: low nibble, min: high nibble) and the
 /// top 2 bits from bits 6–7 of `q[j-4]` (scale) or `q[j]` (min). Word arithmetic, no loop.
 #[inline]
-fn k4_scales_mins(q: &[u8]) -> (u64, u64) {
+pub(super) fn k4_scales_mins(q: &[u8]) -> (u64, u64) {
     let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
     let (w0, w1, w2) = (word(0), word(1), word(2));
     const LOW6: u32 = 0x3f3f_3f3f;
@@ -133,151 +133,182 @@ fn k4_scales_mins(q: &[u8]) -> (u64, u64) {
     (sc_lo as u64 | (sc_hi as u64) << 32, mn_lo as u64 | (mn_hi as u64) << 32)
 }
 
-/// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; `levels(p, c)` gives the
-/// unsigned levels of sub-blocks `2c` and `2c + 1` (`TS` bytes per super-block).
-///
-/// Scales and mins stay in vectors: each sub-block's scale is spread over a register by one
-/// byte shuffle, and the mins meet the activation block sums in one `vpmaddwd` per row, so a
-/// super-block costs no scalar loop (that loop was half the time of a decode step's rows).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_k_mins<const N: usize, const TS: usize>(
-    w: &[u8],
-    a: [&[BlockQ8K]; N],
-    levels: impl Fn(*const u8, usize) -> (__m256i, __m256i),
-) -> [f32; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut acc_m = [_mm_setzero_ps(); N];
-    // Byte masks spreading i16 lane k of a 128-bit half over all 8 lanes of that half.
-    let spread = |k: i8| _mm256_set1_epi16(((2 * k + 1) as i16) << 8 | (2 * k) as i16);
-    let masks = [spread(0), spread(1), spread(2), spread(3), spread(4), spread(5), spread(6), spread(7)];
-    for (b, blk) in w.chunks_exact(TS).enumerate() {
-        let p = blk.as_ptr();
-        let (d, dmin) = (f16_at(p), f16_at(p.add(2)));
-        let (sc, mn) = k4_scales_mins(&blk[4..16]);
-        let sc_mn = _mm256_cvtepu8_epi16(_mm_set_epi64x(mn as i64, sc as i64)); // 8 scales | 8 mins, i16
-        let scales = _mm256_permute2x128_si256(sc_mn, sc_mn, 0x00);
-        let mins = _mm256_extracti128_si256(sc_mn, 1);
-        let mut sumi = [_mm256_setzero_si256(); N];
-        for c in 0..4 {
-            let (ql, qh) = levels(p, c);
-            let sl = _mm256_shuffle_epi8(scales, masks[2 * c]);
-            let sh = _mm256_shuffle_epi8(scales, masks[2 * c + 1]);
-            for i in 0..N {
-                let q8 = a[i].get_unchecked(b).qs.as_ptr().add(64 * c);
-                let q8l = _mm256_loadu_si256(q8 as *const __m256i);
-                let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
-                let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, q8l), sl);
-                let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(qh, q8h), sh);
-                sumi[i] = _mm256_add_epi32(sumi[i], _mm256_add_epi32(pl, ph));
-            }
-        }
-        for i in 0..N {
-            let ab = a[i].get_unchecked(b);
-            // Σ_j min_j · (bsum_2j + bsum_2j+1): the pair sums by one horizontal add.
-            let bs = ab.bsums.as_ptr() as *const __m128i;
-            let pairs = _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs.add(1)));
-            let m = _mm_madd_epi16(mins, pairs);
-            acc_m[i] = _mm_fmadd_ps(_mm_set1_ps(ab.d * dmin), _mm_cvtepi32_ps(m), acc_m[i]);
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi[i]), acc[i]);
-        }
-    }
-    let mut out = [0.0f32; N];
-    for i in 0..N {
-        let m = _mm_add_ps(acc_m[i], _mm_movehl_ps(acc_m[i], acc_m[i]));
-        let m = _mm_cvtss_f32(_mm_add_ss(m, _mm_shuffle_ps(m, m, 1)));
-        out[i] = hsum(acc[i]) - m;
-    }
-    out
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q4_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
-    dot_k_mins::<N, 144>(w, a, |p, c| unsafe {
-        let m4 = _mm256_set1_epi8(0x0f);
-        let q4 = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
-        (_mm256_and_si256(q4, m4), _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4))
-    })
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q5_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
-    dot_k_mins::<N, 176>(w, a, |p, c| unsafe {
-        let (m4, one) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(1));
-        let qh = _mm256_loadu_si256(p.add(16) as *const __m256i);
-        let q5 = _mm256_loadu_si256(p.add(48 + 32 * c) as *const __m256i);
-        // Bit k of each byte → 0x10 (16-bit shifts keep bits within their byte for k < 8).
-        let hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32)), one), 4);
-        let hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32 + 1)), one), 4);
-        (
-            _mm256_or_si256(_mm256_and_si256(q5, m4), hl),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q5, 4), m4), hh),
-        )
-    })
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q6_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m2 = _mm256_set1_epi8(3);
-    let mut acc = [_mm256_setzero_ps(); N];
-    // Byte masks: the low 128-bit lane takes i16 lane 2q everywhere, the high lane 2q + 1.
-    let spread = |k: i8| _mm_set1_epi16(((2 * k + 1) as i16) << 8 | (2 * k) as i16);
-    let pair = |q: i8| _mm256_set_m128i(spread(2 * q + 1), spread(2 * q));
-    let pair_masks = [pair(0), pair(1), pair(2), pair(3)];
-    for (b, blk) in w.chunks_exact(210).enumerate() {
-        let p = blk.as_ptr();
-        let d = f16_at(p.add(208));
-        let sc = &blk[192..208];
-        // The 16 sub-block scales as i16, for the offset term below.
-        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr() as *const __m128i));
-        let mut sumi = [_mm256_setzero_si256(); N];
-        for h in 0..2 {
-            let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
-            let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
-            let qh = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
-            let q = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4),
-                ),
-            ];
-            // This half's 8 scales in both 128-bit lanes, spread by a byte shuffle below.
-            let half_scales = if h == 0 { _mm256_permute2x128_si256(sc16, sc16, 0x00) } else { _mm256_permute2x128_si256(sc16, sc16, 0x11) };
-            for (quarter, qv) in q.iter().enumerate() {
-                // Low lane: scale 2·quarter of this half, high lane: the next one.
-                let scv = _mm256_shuffle_epi8(half_scales, pair_masks[quarter]);
+/// The K-quant kernels for the CPU features `$features`, with `$madd_add(acc, p, s)` =
+/// `acc + vpmaddwd(p, s)`: AVX2 adds the product, AVX-512 VNNI fuses both into `vpdpwssd`
+/// (`vnni.rs`). The integer sums are exact either way, so both give the same results bit for
+/// bit; the macro only compiles the one text twice, for each instruction set.
+macro_rules! k_quant_kernels {
+    ($features:literal, $madd_add:path) => {
+        /// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; `levels(p, c)` gives
+        /// the unsigned levels of sub-blocks `2c` and `2c + 1` (`TS` bytes per super-block).
+        ///
+        /// Scales and mins stay in vectors: each sub-block's scale is spread over a register
+        /// by one byte shuffle, and the mins meet the activation block sums in one
+        /// `vpmaddwd` per row, so a super-block costs no scalar loop (that loop was half the
+        /// time of a decode step's rows).
+        #[inline]
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn dot_k_mins<const N: usize, const TS: usize>(
+            w: &[u8],
+            a: [&[BlockQ8K]; N],
+            levels: impl Fn(*const u8, usize) -> (__m256i, __m256i),
+        ) -> [f32; N] {
+            use super::avx2::{f16_at, hsum, k4_scales_mins};
+            let mut acc = [_mm256_setzero_ps(); N];
+            let mut acc_m = [_mm_setzero_ps(); N];
+            // Byte masks spreading i16 lane k of a 128-bit half over all 8 lanes of that half.
+            let spread = |k: i8| _mm256_set1_epi16(((2 * k + 1) as i16) << 8 | (2 * k) as i16);
+            let masks = [spread(0), spread(1), spread(2), spread(3), spread(4), spread(5), spread(6), spread(7)];
+            for (b, blk) in w.chunks_exact(TS).enumerate() {
+                let p = blk.as_ptr();
+                let (d, dmin) = (f16_at(p), f16_at(p.add(2)));
+                let (sc, mn) = k4_scales_mins(&blk[4..16]);
+                // 8 scales | 8 mins as i16.
+                let sc_mn = _mm256_cvtepu8_epi16(_mm_set_epi64x(mn as i64, sc as i64));
+                let scales = _mm256_permute2x128_si256(sc_mn, sc_mn, 0x00);
+                let mins = _mm256_extracti128_si256(sc_mn, 1);
+                // Even and odd sub-blocks sum apart: a fused multiply-add waits on the previous
+                // one, and one chain of eight would bound a single row's speed.
+                let (mut even, mut odd) = ([_mm256_setzero_si256(); N], [_mm256_setzero_si256(); N]);
+                for c in 0..4 {
+                    let (ql, qh) = levels(p, c);
+                    let sl = _mm256_shuffle_epi8(scales, masks[2 * c]);
+                    let sh = _mm256_shuffle_epi8(scales, masks[2 * c + 1]);
+                    for i in 0..N {
+                        let q8 = a[i].get_unchecked(b).qs.as_ptr().add(64 * c);
+                        let q8l = _mm256_loadu_si256(q8 as *const __m256i);
+                        let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
+                        even[i] = $madd_add(even[i], _mm256_maddubs_epi16(ql, q8l), sl);
+                        odd[i] = $madd_add(odd[i], _mm256_maddubs_epi16(qh, q8h), sh);
+                    }
+                }
+                let sumi: [__m256i; N] = std::array::from_fn(|i| _mm256_add_epi32(even[i], odd[i]));
                 for i in 0..N {
-                    let q8 = _mm256_loadu_si256(a[i].get_unchecked(b).qs.as_ptr().add(128 * h + 32 * quarter) as *const __m256i);
-                    sumi[i] = _mm256_add_epi32(sumi[i], _mm256_madd_epi16(_mm256_maddubs_epi16(*qv, q8), scv));
+                    let ab = a[i].get_unchecked(b);
+                    // Σ_j min_j · (bsum_2j + bsum_2j+1): the pair sums by one horizontal add.
+                    let bs = ab.bsums.as_ptr() as *const __m128i;
+                    let pairs = _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs.add(1)));
+                    let m = _mm_madd_epi16(mins, pairs);
+                    acc_m[i] = _mm_fmadd_ps(_mm_set1_ps(ab.d * dmin), _mm_cvtepi32_ps(m), acc_m[i]);
+                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi[i]), acc[i]);
                 }
             }
+            let mut out = [0.0f32; N];
+            for i in 0..N {
+                let m = _mm_add_ps(acc_m[i], _mm_movehl_ps(acc_m[i], acc_m[i]));
+                let m = _mm_cvtss_f32(_mm_add_ss(m, _mm_shuffle_ps(m, m, 1)));
+                out[i] = hsum(acc[i]) - m;
+            }
+            out
         }
-        for i in 0..N {
-            let ab = a[i].get_unchecked(b);
-            // The −32 offset of every level, through the 16-element activation sums, taken
-            // away in the integer sum (exact; no scalar work per block and row).
-            let bs = _mm256_loadu_si256(ab.bsums.as_ptr() as *const __m256i);
-            let off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
-            let sumi = _mm256_sub_epi32(sumi[i], off);
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi), acc[i]);
+
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn dot_q4_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
+            dot_k_mins::<N, 144>(w, a, |p, c| unsafe { super::avx2::q4_k_levels(p, c) })
         }
-    }
-    let mut out = [0.0f32; N];
-    for i in 0..N {
-        out[i] = hsum(acc[i]);
-    }
-    out
+
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn dot_q5_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
+            dot_k_mins::<N, 176>(w, a, |p, c| unsafe { super::avx2::q5_k_levels(p, c) })
+        }
+
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn dot_q6_k_n<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
+            use super::avx2::{f16_at, hsum};
+            let m4 = _mm256_set1_epi8(0x0f);
+            let m2 = _mm256_set1_epi8(3);
+            let mut acc = [_mm256_setzero_ps(); N];
+            // Byte masks: the low 128-bit lane takes i16 lane 2q everywhere, the high lane 2q + 1.
+            let spread = |k: i8| _mm_set1_epi16(((2 * k + 1) as i16) << 8 | (2 * k) as i16);
+            let pair = |q: i8| _mm256_set_m128i(spread(2 * q + 1), spread(2 * q));
+            let pair_masks = [pair(0), pair(1), pair(2), pair(3)];
+            for (b, blk) in w.chunks_exact(210).enumerate() {
+                let p = blk.as_ptr();
+                let d = f16_at(p.add(208));
+                // The 16 sub-block scales as i16 (signed), for the products and the offset.
+                let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(192) as *const __m128i));
+                // Even and odd quarters sum apart (see `dot_k_mins`).
+                let (mut even, mut odd) = ([_mm256_setzero_si256(); N], [_mm256_setzero_si256(); N]);
+                for h in 0..2 {
+                    let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
+                    let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
+                    let qh = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
+                    let high = |shift: i32| {
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(shift)), m2), 4)
+                    };
+                    let q = [
+                        _mm256_or_si256(_mm256_and_si256(ql0, m4), high(0)),
+                        _mm256_or_si256(_mm256_and_si256(ql1, m4), high(2)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), high(4)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), high(6)),
+                    ];
+                    // This half's 8 scales in both 128-bit lanes, spread by a byte shuffle.
+                    let half_scales = if h == 0 {
+                        _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                    } else {
+                        _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                    };
+                    for (quarter, qv) in q.iter().enumerate() {
+                        // Low lane: scale 2·quarter of this half, high lane: the next one.
+                        let scv = _mm256_shuffle_epi8(half_scales, pair_masks[quarter]);
+                        for i in 0..N {
+                            let q8 = a[i].get_unchecked(b).qs.as_ptr().add(128 * h + 32 * quarter);
+                            let q8 = _mm256_loadu_si256(q8 as *const __m256i);
+                            let acc = if quarter % 2 == 0 { &mut even[i] } else { &mut odd[i] };
+                            *acc = $madd_add(*acc, _mm256_maddubs_epi16(*qv, q8), scv);
+                        }
+                    }
+                }
+                for i in 0..N {
+                    let ab = a[i].get_unchecked(b);
+                    // The −32 offset of every level, through the 16-element activation sums,
+                    // taken away in the integer sum (exact; no scalar work per block and row).
+                    let bs = _mm256_loadu_si256(ab.bsums.as_ptr() as *const __m256i);
+                    let off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+                    let sumi = _mm256_sub_epi32(_mm256_add_epi32(even[i], odd[i]), off);
+                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi), acc[i]);
+                }
+            }
+            let mut out = [0.0f32; N];
+            for i in 0..N {
+                out[i] = hsum(acc[i]);
+            }
+            out
+        }
+    };
 }
+pub(super) use k_quant_kernels;
+
+/// `acc + vpmaddwd(p, s)` (the AVX2 form of `k_quant_kernels`'s accumulation).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn madd_add(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+}
+
+/// Q4_K levels of sub-blocks `2c` (low nibbles) and `2c + 1` (high nibbles).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q4_k_levels(p: *const u8, c: usize) -> (__m256i, __m256i) {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let q4 = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
+    (_mm256_and_si256(q4, m4), _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4))
+}
+
+/// Q5_K levels of sub-blocks `2c` and `2c + 1`: the nibbles plus the fifth bit from `qh`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q5_k_levels(p: *const u8, c: usize) -> (__m256i, __m256i) {
+    let (m4, one) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(1));
+    let qh = _mm256_loadu_si256(p.add(16) as *const __m256i);
+    let q5 = _mm256_loadu_si256(p.add(48 + 32 * c) as *const __m256i);
+    // Bit k of each byte → 0x10 (16-bit shifts keep bits within their byte for k < 8).
+    let hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32)), one), 4);
+    let hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32 + 1)), one), 4);
+    (_mm256_or_si256(_mm256_and_si256(q5, m4), hl), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q5, 4), m4), hh))
+}
+
+k_quant_kernels!("avx2,fma,f16c", madd_add);
 
 macro_rules! one_row {
     ($($name:ident => $n:ident : $blk:ty),*) => {$(

@@ -15,7 +15,8 @@ use whale_core::gguf::GgmlType;
 /// Which implementation of the kernels to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// x86-64 AVX-512 VNNI (on 256-bit registers) for Q8_0/Q4_0/Q5_0, AVX2 for the rest.
+    /// x86-64 AVX-512 VNNI (on 256-bit registers) for Q8_0/Q4_0/Q5_0 and the K-quants Q4_K,
+    /// Q5_K, Q6_K, AVX2 for the rest.
     Vnni,
     /// x86-64 AVX2 + FMA + F16C (formats without an AVX2 kernel use the portable one).
     Avx2,
@@ -150,6 +151,13 @@ pub(crate) fn row_dot(ty: GgmlType, backend: Backend) -> RowDot {
             T::Q8_0 => return RowDot::Q8(vnni::dot_q8_0, Some(vnni::dot_q8_0_n::<4>)),
             T::Q4_0 => return RowDot::Q8(vnni::dot_q4_0, Some(vnni::dot_q4_0_n::<4>)),
             T::Q5_0 => return RowDot::Q8(vnni::dot_q5_0, Some(vnni::dot_q5_0_n::<4>)),
+            // K-quants: VNNI for four rows at a time (its fused multiply-adds pay where the
+            // arithmetic bounds), AVX2 for a lone row (which streams weights, and where
+            // VNNI measured slower); both give the same bits, so mixing them keeps every
+            // row's result independent of the batch.
+            T::Q4_K => return RowDot::Q8K(avx2::dot_q4_k, Some(vnni::dot_q4_k_n::<4>)),
+            T::Q5_K => return RowDot::Q8K(avx2::dot_q5_k, Some(vnni::dot_q5_k_n::<4>)),
+            T::Q6_K => return RowDot::Q8K(avx2::dot_q6_k, Some(vnni::dot_q6_k_n::<4>)),
             _ => {}
         }
     }
@@ -200,7 +208,7 @@ pub fn kernel_name(ty: GgmlType, rows: usize, cols: usize) -> &'static str {
         return "candle";
     }
     match (Backend::best(), has_simd_kernel(ty)) {
-        (Backend::Vnni, true) if matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0) => "vnni",
+        (Backend::Vnni, true) if matches!(ty, T::Q8_0 | T::Q4_0 | T::Q5_0 | T::Q4_K | T::Q5_K | T::Q6_K) => "vnni",
         (Backend::Vnni | Backend::Avx2, true) => "avx2",
         _ => "portable",
     }

@@ -1,5 +1,6 @@
-//! AVX-512 VNNI (`vpdpbusd` on 256-bit registers, AVX512-VL) dot products for the 32-element
-//! formats, selected at run time on CPUs that have it (Intel since Ice Lake, AMD since Zen 4).
+//! AVX-512 VNNI (`vpdpbusd` / `vpdpwssd` on 256-bit registers, AVX512-VL) dot products,
+//! selected at run time on CPUs that have it (Intel since Ice Lake, AMD since Zen 4): the
+//! 32-element formats here, the K-quants through `avx2::k_quant_kernels`.
 //!
 //! `vpdpbusd` multiplies unsigned by signed bytes and sums groups of four straight into i32,
 //! replacing AVX2's `vpmaddubsw` + `vpmaddwd` pair. Weights are fed as unsigned levels with
@@ -12,8 +13,8 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::{bits_32, f16_at, hsum, nibbles_32};
-use crate::activation::BlockQ8;
+use super::avx2::{bits_32, f16_at, hsum, k_quant_kernels, nibbles_32};
+use crate::activation::{BlockQ8, BlockQ8K};
 
 /// `unpack(block) -> (weight scale, 32 unsigned levels, level offset)`; `N` activation rows
 /// share each unpacked block, as in `avx2::dot_32`.
@@ -75,12 +76,22 @@ pub(crate) unsafe fn dot_q5_0_n<const N: usize>(w: &[u8], a: [&[BlockQ8]; N]) ->
     })
 }
 
+/// `acc + vpmaddwd(p, s)` in one `vpdpwssd` (the K-quant kernels' accumulation).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn madd_add(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+    _mm256_dpwssd_epi32(acc, p, s)
+}
+
+// Q4_K, Q5_K and Q6_K: the AVX2 kernels with each `vpmaddwd` + `vpaddd` pair fused.
+k_quant_kernels!("avx2,fma,f16c,avx512vnni,avx512vl", madd_add);
+
 macro_rules! one_row {
-    ($($name:ident => $n:ident),*) => {$(
+    ($($name:ident => $n:ident : $blk:ty),*) => {$(
         #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-        pub(crate) unsafe fn $name(w: &[u8], a: &[BlockQ8]) -> f32 {
+        pub(crate) unsafe fn $name(w: &[u8], a: &[$blk]) -> f32 {
             $n::<1>(w, [a])[0]
         }
     )*};
 }
-one_row!(dot_q8_0 => dot_q8_0_n, dot_q4_0 => dot_q4_0_n, dot_q5_0 => dot_q5_0_n);
+one_row!(dot_q8_0 => dot_q8_0_n: BlockQ8, dot_q4_0 => dot_q4_0_n: BlockQ8, dot_q5_0 => dot_q5_0_n: BlockQ8);
