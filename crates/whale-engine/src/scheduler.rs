@@ -169,7 +169,7 @@ impl Scheduler {
         if !plan.is_empty() {
             processed += plan.iter().map(|p| p.1).sum::<usize>();
             let running = &self.running;
-            let parts = split_plan(plan, |&(i, n)| n == 1 && running[i].cache.seq_len() >= running[i].prompt_len);
+            let parts = split_plan(plan, |&(i, n)| n == 1 && !running[i].feeding_prompt());
             for part in parts {
                 if let Err(e) = self.forward_plan(&part) {
                     for &(i, _) in &part {
@@ -222,7 +222,8 @@ impl Scheduler {
             for (i, seq) in self.running.iter_mut().enumerate() {
                 let Some(&(_, n)) = planned.next_if(|p| p.0 == i) else { continue };
                 let fed = seq.cache.seq_len();
-                steps.push(SeqStep { ids: &seq.tokens[fed..fed + n], cache: &mut seq.cache, prompt: fed < seq.prompt_len });
+                let prompt = seq.feeding_prompt();
+                steps.push(SeqStep { ids: &seq.tokens[fed..fed + n], cache: &mut seq.cache, prompt });
             }
             self.model.forward_seqs(&mut steps)?.to_dtype(DType::F32)?.to_vec2::<f32>()?
         };

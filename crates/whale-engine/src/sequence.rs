@@ -37,6 +37,12 @@ impl Sequence {
         self.tokens.len() - self.cache.seq_len()
     }
 
+    /// Whether the next ids to feed are the prompt's (a prompt's last token fed alone, after a
+    /// prefix-cache hit, is still a prompt row: `SeqStep::prompt`).
+    pub fn feeding_prompt(&self) -> bool {
+        self.cache.seq_len() < self.prompt_len
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.events.is_closed()
     }

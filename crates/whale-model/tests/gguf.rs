@@ -230,6 +230,17 @@ fn quantized_logits_do_not_depend_on_the_batch() {
     }
 }
 
+/// The last logits of `prompt` prefilled into one cache in the chunks `cuts[i]..cuts[i + 1]`.
+fn prefill_in_chunks(model: &dyn CausalLm, prompt: &[u32], cuts: &[usize]) -> Vec<f32> {
+    let mut cache = model.new_cache();
+    let mut last = None;
+    for w in cuts.windows(2) {
+        let step = SeqStep { ids: &prompt[w[0]..w[1]], cache: &mut cache, prompt: true };
+        last = Some(model.forward_seqs(&mut [step]).unwrap());
+    }
+    to_vec(&last.expect("at least one chunk"))
+}
+
 /// A prompt's last logits do not depend on how it was cut into chunks (bit for bit): a
 /// prompt whose first blocks come from the prefix cache, its last token computed alone,
 /// gets exactly what a cold prefill of the whole prompt gets, so a cache hit never changes
@@ -239,18 +250,9 @@ fn a_prompt_computes_the_same_in_any_chunking() {
     let prompt: Vec<u32> = (0..45).map(|i| (i * 37 + 11) % 500).collect();
     for name in ["qwen2_tiny.q8_0.gguf", "deepseek_v2_lite_tiny.kvb.q8_0.gguf"] {
         let model = load_gguf(&gguf(name), DType::F32, &Device::Cpu).unwrap();
-        let run = |cuts: &[usize]| -> Vec<f32> {
-            let mut cache = model.new_cache();
-            let mut last = None;
-            for w in cuts.windows(2) {
-                let ids = &prompt[w[0]..w[1]];
-                last = Some(model.forward_seqs(&mut [SeqStep { ids, cache: &mut cache, prompt: true }]).unwrap());
-            }
-            to_vec(&last.unwrap())
-        };
-        let whole = run(&[0, 45]);
+        let whole = prefill_in_chunks(model.as_ref(), &prompt, &[0, 45]);
         for cuts in [&[0, 44, 45][..], &[0, 1, 45], &[0, 16, 32, 45], &[0, 20, 43, 44, 45]] {
-            assert!(run(cuts) == whole, "{name}: the prompt cut at {cuts:?} gives other logits than in one chunk");
+            assert!(prefill_in_chunks(model.as_ref(), &prompt, cuts) == whole, "{name}: the prompt cut at {cuts:?} gives other logits than in one chunk");
         }
     }
 }
@@ -282,22 +284,14 @@ fn split_quantized_mla_fused_matches_composed_in_any_chunking() {
     let whale_model::gguf::GgufConfig::Hf(ModelConfig::DeepSeek(cfg)) = cfg else { panic!("not deepseek") };
     let mut model = DeepSeekModel::new(&cfg, &w).unwrap();
     let ids = ids2(&g["input_ids"]).remove(0);
-    let run = |model: &DeepSeekModel, cuts: &[usize]| {
-        let mut cache = model.new_cache();
-        let mut last = None;
-        for w in cuts.windows(2) {
-            last = Some(model.forward_seqs(&mut [SeqStep { ids: &ids[w[0]..w[1]], cache: &mut cache, prompt: true }]).unwrap());
-        }
-        to_vec(&last.unwrap())
-    };
     let n = ids.len();
-    let whole = run(&model, &[0, n]);
+    let whole = prefill_in_chunks(&model, &ids, &[0, n]);
     model.set_mla_mode(MlaMode::Naive);
-    let naive = run(&model, &[0, n]);
+    let naive = prefill_in_chunks(&model, &ids, &[0, n]);
     model.set_mla_mode(MlaMode::Auto);
     let d = max_abs_diff(&whole, &naive);
     assert!(d < DS_Q8_TOL, "last logits, fused vs composed over the expanded kv_b: max |Δ| = {d}");
     for cuts in [vec![0, n - 1, n], vec![0, 1, n], vec![0, n / 2, n]] {
-        assert!(run(&model, &cuts) == whole, "the prompt cut at {cuts:?} gives other logits than in one chunk");
+        assert!(prefill_in_chunks(&model, &ids, &cuts) == whole, "the prompt cut at {cuts:?} gives other logits than in one chunk");
     }
 }

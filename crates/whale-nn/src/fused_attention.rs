@@ -15,32 +15,13 @@
 //! first blocks come from the prefix cache computes the rest exactly as a cold run would.
 
 use crate::{Result, WhaleError};
-use candle_core::{DType, Device, Storage, Tensor};
-use crate::row_math::{RowMath, Rows};
+use candle_core::{DType, Device, Tensor};
+use crate::row_math::{contiguous_f32, view, RowMath, Rows};
 use rayon::prelude::*;
 
 /// Whether the fused kernels can run on tensors of this dtype and device.
 pub fn supported(dtype: DType, device: &Device) -> bool {
     dtype == DType::F32 && device.is_cpu()
-}
-
-/// A rank-3 or rank-4 f32 CPU tensor's elements in place, with its strides.
-struct View<'a> {
-    data: &'a [f32],
-    offset: usize,
-    stride: Vec<usize>,
-    dims: Vec<usize>,
-}
-
-fn view<'a>(storage: &'a Storage, layout: &candle_core::Layout, what: &str) -> Result<View<'a>> {
-    let Storage::Cpu(cpu) = storage else {
-        return Err(WhaleError::InvalidInput(format!("fused attention: {what} is not on the CPU")));
-    };
-    let data = cpu.as_slice::<f32>().map_err(|_| WhaleError::InvalidInput(format!("fused attention: {what} is not f32")))?;
-    if layout.stride().last() != Some(&1) {
-        return Err(WhaleError::InvalidInput(format!("fused attention: {what} rows are not contiguous")));
-    }
-    Ok(View { data, offset: layout.start_offset(), stride: layout.stride().to_vec(), dims: layout.dims().to_vec() })
 }
 
 /// Replaces `scores` by `exp(score − max)` and returns their sum (the softmax's divisor).
@@ -53,13 +34,6 @@ fn exp_in_place(scores: &mut [f32]) -> f32 {
         sum += *s;
     }
     sum
-}
-
-fn contiguous_f32(t: &Tensor, what: &str) -> Result<Vec<f32>> {
-    if t.dtype() != DType::F32 {
-        return Err(WhaleError::InvalidInput(format!("fused attention: {what} is {:?}, expected f32", t.dtype())));
-    }
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// One sequence's dense cache for [`dense`]: keys `(1, kv_heads, L, d)` and values
@@ -131,11 +105,11 @@ pub fn dense(q: &Tensor, caches: &[DenseKv<'_>], spans: &[KeySpan], scale: f64) 
     if spans.len() != n {
         return Err(WhaleError::InvalidInput(format!("fused attention: {n} query rows but {} key spans", spans.len())));
     }
-    let qv = contiguous_f32(q, "the query")?;
+    let qv = contiguous_f32(q, "fused attention: the query")?;
     let guards: Vec<_> = caches.iter().map(|c| (c.k.storage_and_layout(), c.v.storage_and_layout())).collect();
     let mut views = Vec::with_capacity(caches.len());
     for ((ks, kl), (vs, vl)) in &guards {
-        let (k, v) = (view(ks, kl, "the key cache")?, view(vs, vl, "the value cache")?);
+        let (k, v) = (view(ks, kl, "fused attention: the key cache")?, view(vs, vl, "fused attention: the value cache")?);
         if k.dims.len() != 4 || v.dims.len() != 4 || k.dims[3] != d || k.dims[1] != v.dims[1] || k.dims[2] != v.dims[2] {
             return Err(WhaleError::InvalidInput(format!(
                 "fused attention: key cache {:?} / value cache {:?} do not fit queries of width {d}",
@@ -182,7 +156,7 @@ pub fn dense(q: &Tensor, caches: &[DenseKv<'_>], spans: &[KeySpan], scale: f64) 
 }
 
 /// MLA attention in latent space (the absorbed form, V3 §2.1.1): `q_lat: (n, h, r)`
-/// (queries already multiplied by W_UK, see [`heads_matvec`]), `q_pe: (n, h, p)` (roped),
+/// (queries already multiplied by W_UK, see [`crate::row_math::heads_matvec`]), `q_pe: (n, h, p)` (roped),
 /// `latents[c]`: sequence c's cache `(1, L, r + p)` = `[c_kv | k_pe]` with this step's
 /// entries appended, `spans[i]` the positions row `i` sees → `(n, h, r)`: the
 /// softmax-weighted sum of `c_kv`, still to be multiplied by W_UV.
@@ -197,11 +171,11 @@ pub fn latent(q_lat: &Tensor, q_pe: &Tensor, latents: &[&Tensor], spans: &[KeySp
             spans.len()
         )));
     }
-    let (ql, qp) = (contiguous_f32(q_lat, "the latent query")?, contiguous_f32(q_pe, "the rope query")?);
+    let (ql, qp) = (contiguous_f32(q_lat, "fused attention: the latent query")?, contiguous_f32(q_pe, "fused attention: the rope query")?);
     let guards: Vec<_> = latents.iter().map(|t| t.storage_and_layout()).collect();
     let mut views = Vec::with_capacity(latents.len());
     for (s, l) in &guards {
-        let v = view(s, l, "the latent cache")?;
+        let v = view(s, l, "fused attention: the latent cache")?;
         if v.dims.len() != 3 || v.dims[2] != r + p {
             return Err(WhaleError::InvalidInput(format!("fused attention: latent cache {:?}, expected (1, L, {})", v.dims, r + p)));
         }
@@ -284,38 +258,6 @@ fn check_spans(spans: &[KeySpan], lens: &[usize]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A matrix per head applied to each row's head: `x: (n, h, a)`, `w: (h, b, a)` →
-/// `(n, h, b)` with `out[i, j] = w[j] · x[i, j]` (MLA's W_UK and W_UV around the latent
-/// attention). Each output element is one fixed-order dot product over a contiguous row of
-/// `w[j]`, so a row's result does not depend on how many rows share the call, as a batched
-/// GEMM's may, and decoding streams the weights in order.
-pub fn heads_matvec(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let (n, h, a) = x.dims3()?;
-    let (wh, b, wa) = w.dims3()?;
-    if (wh, wa) != (h, a) {
-        return Err(WhaleError::InvalidInput(format!("fused attention: per-head matrices {:?} for rows {:?}", w.dims(), x.dims())));
-    }
-    let xv = contiguous_f32(x, "the per-head rows")?;
-    // The weights are read in place: a copy per call would cost more than the products.
-    let (ws, wl) = w.storage_and_layout();
-    let wview = view(&ws, wl, "the per-head matrices")?;
-    if !wl.is_contiguous() {
-        return Err(WhaleError::InvalidInput("fused attention: the per-head matrices are not contiguous".into()));
-    }
-    let wv = &wview.data[wview.offset..][..h * b * a];
-    let math = RowMath::get();
-    let mut out = vec![0f32; n * h * b];
-    whale_quant::install(|| {
-        out.par_chunks_mut(b).enumerate().for_each(|(item, o)| {
-            let (xi, wj) = (&xv[item * a..][..a], &wv[(item % h) * b * a..][..b * a]);
-            for (oc, row) in o.iter_mut().zip(wj.chunks_exact(a)) {
-                *oc = (math.dot)(xi, row);
-            }
-        });
-    });
-    Ok(Tensor::from_vec(out, (n, h, b), x.device())?)
 }
 
 #[cfg(test)]
@@ -465,16 +407,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn heads_matvec_matches_a_batched_matmul_and_each_row_alone() {
-        let (n, h, a, b) = (5, 3, 40, 72);
-        let (x, w) = (rand(&[n, h, a], 7), rand(&[h, b, a], 8));
-        let got = heads_matvec(&x, &w).unwrap();
-        let want = x.transpose(0, 1).unwrap().contiguous().unwrap().matmul(&w.transpose(1, 2).unwrap()).unwrap().transpose(0, 1).unwrap();
-        let d = max_diff(&got, &want);
-        assert!(d < 1e-5, "max diff {d}");
-        let alone = heads_matvec(&x.narrow(0, 3, 1).unwrap(), &w).unwrap();
-        assert_eq!(max_diff(&alone, &got.narrow(0, 3, 1).unwrap()), 0.0);
-        assert!(heads_matvec(&x, &rand(&[h, b, a + 1], 9)).is_err());
-    }
 }

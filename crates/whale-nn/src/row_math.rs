@@ -1,38 +1,81 @@
-//! The two inner loops of the fused attention kernels, each summing in one fixed order so a
-//! query's result never depends on which other queries share the call: a dot product
-//! (query · key) and a weighted sum of rows (softmax weights · values). AVX2 + FMA where the
-//! CPU has them (checked once), plain Rust otherwise; the two forms round differently, and
-//! a process only ever uses one of them.
+//! Row-invariant arithmetic for inference: the two inner loops of the fused attention kernels,
+//! each summing in one fixed order so a query's result never depends on which other queries
+//! share the call (a dot product, query · key, and a weighted sum of rows, softmax weights ·
+//! values), and the small float products built on the dot ([`heads_matvec`], [`matmul_t`]).
+//! AVX2 + FMA where the CPU has them (checked once), plain Rust otherwise; the two forms round
+//! differently, and a process only ever uses one of them.
 
 use crate::{Result, WhaleError};
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Storage, Tensor};
 use rayon::prelude::*;
 
-/// `x · wᵀ` for f32 CPU tensors `x: (n, a)`, `w: (b, a)` → `(n, b)`, each element one
-/// fixed-order dot product: a row's result does not depend on how many rows share the call,
-/// as a GEMM's may (for small float matrices in inference, such as a MoE router).
+/// `x · wᵀ` for f32 CPU tensors `x: (n, a)`, `w: (b, a)` → `(n, b)`: [`heads_matvec`] with
+/// one head (for small float matrices in inference, such as a MoE router).
 pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let ((n, a), (b, wa)) = (x.dims2()?, w.dims2()?);
-    if a != wa || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
-        return Err(WhaleError::InvalidInput(format!(
-            "row-wise matmul: rows {:?} {:?} against a matrix {:?} {:?}",
-            x.dims(),
-            x.dtype(),
-            w.dims(),
-            w.dtype()
-        )));
+    if a != wa {
+        return Err(WhaleError::InvalidInput(format!("row-wise matmul: rows {:?} against a matrix {:?}", x.dims(), w.dims())));
     }
-    let (xv, wv) = (x.flatten_all()?.to_vec1::<f32>()?, w.flatten_all()?.to_vec1::<f32>()?);
+    Ok(heads_matvec(&x.reshape((n, 1, a))?, &w.reshape((1, b, a))?)?.reshape((n, b))?)
+}
+
+/// A matrix per head applied to each row's head: `x: (n, h, a)`, `w: (h, b, a)` →
+/// `(n, h, b)` with `out[i, j] = w[j] · x[i, j]` (MLA's W_UK and W_UV around the latent
+/// attention; with one head, [`matmul_t`]). Each output element is one fixed-order dot
+/// product over a contiguous row of `w[j]`, so a row's result does not depend on how many
+/// rows share the call, as a batched GEMM's may, and decoding streams the weights in order.
+pub fn heads_matvec(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (n, h, a) = x.dims3()?;
+    let (wh, b, wa) = w.dims3()?;
+    if (wh, wa) != (h, a) {
+        return Err(WhaleError::InvalidInput(format!("row-wise product: per-head matrices {:?} for rows {:?}", w.dims(), x.dims())));
+    }
+    let xv = contiguous_f32(x, "row-wise product: the per-head rows")?;
+    // The weights are read in place: a copy per call would cost more than the products.
+    let (ws, wl) = w.storage_and_layout();
+    let wview = view(&ws, wl, "row-wise product: the per-head matrices")?;
+    if !wl.is_contiguous() {
+        return Err(WhaleError::InvalidInput("row-wise product: the per-head matrices are not contiguous".into()));
+    }
+    let wv = &wview.data[wview.offset..][..h * b * a];
     let math = RowMath::get();
-    let mut out = vec![0f32; n * b];
+    let mut out = vec![0f32; n * h * b];
     whale_quant::install(|| {
-        out.par_chunks_mut(b).zip(xv.par_chunks(a)).for_each(|(o, xi)| {
-            for (oc, wr) in o.iter_mut().zip(wv.chunks_exact(a)) {
-                *oc = (math.dot)(xi, wr);
+        out.par_chunks_mut(b).enumerate().for_each(|(item, o)| {
+            let (xi, wj) = (&xv[item * a..][..a], &wv[(item % h) * b * a..][..b * a]);
+            for (oc, row) in o.iter_mut().zip(wj.chunks_exact(a)) {
+                *oc = (math.dot)(xi, row);
             }
         });
     });
-    Ok(Tensor::from_vec(out, (n, b), x.device())?)
+    Ok(Tensor::from_vec(out, (n, h, b), x.device())?)
+}
+
+/// A rank-3 or rank-4 f32 CPU tensor's elements in place, with its strides.
+pub(crate) struct View<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub stride: Vec<usize>,
+    pub dims: Vec<usize>,
+}
+
+pub(crate) fn view<'a>(storage: &'a Storage, layout: &candle_core::Layout, what: &str) -> Result<View<'a>> {
+    let Storage::Cpu(cpu) = storage else {
+        return Err(WhaleError::InvalidInput(format!("{what} is not on the CPU")));
+    };
+    let data = cpu.as_slice::<f32>().map_err(|_| WhaleError::InvalidInput(format!("{what} is not f32")))?;
+    if layout.stride().last() != Some(&1) {
+        return Err(WhaleError::InvalidInput(format!("{what}: rows are not contiguous")));
+    }
+    Ok(View { data, offset: layout.start_offset(), stride: layout.stride().to_vec(), dims: layout.dims().to_vec() })
+}
+
+/// `t`'s values in order (a copy), checked f32.
+pub(crate) fn contiguous_f32(t: &Tensor, what: &str) -> Result<Vec<f32>> {
+    if t.dtype() != DType::F32 {
+        return Err(WhaleError::InvalidInput(format!("{what} is {:?}, expected f32", t.dtype())));
+    }
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// The pair of loops the CPU runs.
@@ -187,6 +230,35 @@ mod avx2 {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn heads_matvec_matches_a_batched_matmul_and_each_row_alone() {
+        let (n, h, a, b) = (5, 3, 40, 72);
+        let (x, w) = (rand_t(&[n, h, a], 7), rand_t(&[h, b, a], 8));
+        let got = heads_matvec(&x, &w).unwrap();
+        let want = x.transpose(0, 1).unwrap().contiguous().unwrap().matmul(&w.transpose(1, 2).unwrap()).unwrap().transpose(0, 1).unwrap();
+        let d = max_diff(&got, &want);
+        assert!(d < 1e-5, "max diff {d}");
+        let alone = heads_matvec(&x.narrow(0, 3, 1).unwrap(), &w).unwrap();
+        assert_eq!(max_diff(&alone, &got.narrow(0, 3, 1).unwrap()), 0.0);
+        assert!(heads_matvec(&x, &rand_t(&[h, b, a + 1], 9)).is_err());
+    }
+
+    fn rand_t(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
 
     #[test]
     fn matmul_t_matches_candle_and_each_row_alone() {

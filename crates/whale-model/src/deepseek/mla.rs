@@ -109,7 +109,7 @@ impl Mla {
     }
 
     /// `kv_b_proj: (h * (nope + v), kv_lora)` → `W_UKᵀ (h, kv_lora, nope)` and
-    /// `W_UV (h, v, kv_lora)`, each with contiguous rows for [`fused_attention::heads_matvec`]
+    /// `W_UV (h, v, kv_lora)`, each with contiguous rows for [`whale_nn::row_math::heads_matvec`]
     /// (the composed path takes their transposes as views).
     fn split_kv_b(&self) -> Result<(Tensor, Tensor)> {
         // A quantized kv_b is dequantized here without keeping the f32 copy `weight()` keeps.
@@ -245,10 +245,10 @@ impl Mla {
         }
         let weights = self.absorbed_weights()?;
         let (w_uk_t, w_uv) = (&weights.0, &weights.1);
-        let q_lat = fused_attention::heads_matvec(&q_nope, w_uk_t)?; // (n, h, kv_lora)
+        let q_lat = whale_nn::row_math::heads_matvec(&q_nope, w_uk_t)?; // (n, h, kv_lora)
         let refs: Vec<&Tensor> = latents.iter().collect();
         let o_lat = fused_attention::latent(&q_lat, &q_pe, &refs, &spans, self.scale)?; // (n, h, kv_lora)
-        let o = fused_attention::heads_matvec(&o_lat, w_uv)?; // (n, h, v)
+        let o = whale_nn::row_math::heads_matvec(&o_lat, w_uv)?; // (n, h, v)
         Ok(o.reshape((n, h * self.v_dim))?)
     }
 }
