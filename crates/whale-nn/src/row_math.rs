@@ -227,7 +227,7 @@ mod avx2 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::Device;
 
@@ -244,7 +244,8 @@ mod tests {
         assert!(heads_matvec(&x, &rand_t(&[h, b, a + 1], 9)).is_err());
     }
 
-    fn rand_t(shape: &[usize], seed: u64) -> Tensor {
+    /// Uniform values in [-0.5, 0.5) from a seed (also the fused attention tests').
+    pub(crate) fn rand_t(shape: &[usize], seed: u64) -> Tensor {
         let n: usize = shape.iter().product();
         let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let v: Vec<f32> = (0..n)
@@ -256,7 +257,7 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
 
