@@ -18,7 +18,8 @@ Writes results.json (every step's loss per precision, val losses, relative diffe
 results.md (the summary table) beside this file.
 
 Usage: python experiments/fp8_vs_bf16/run.py [--whale target/debug/whale] [--steps 300]
-       [--precisions bf16,fp8,f32] [--text FILE ...]
+       [--precisions bf16,fp8,f32] [--batch 8] [--lr 2e-3] [--eval-every 50]
+       [--val-sequences 16] [--text FILE ...] [--results-dir DIR]
 """
 import argparse
 import glob
@@ -48,16 +49,16 @@ format = "text"
 
 [train]
 steps = {steps}
-batch_size = 8
+batch_size = {batch}
 seq_len = 128
 seed = 0
 precision = "{precision}"
-eval_every = 50
-val_sequences = 16
+eval_every = {eval_every}
+val_sequences = {val_sequences}
 progress = false
 
 [optim]
-lr = 2e-3
+lr = {lr}
 
 [schedule]
 kind = "cosine"
@@ -82,6 +83,10 @@ def main():
     ap.add_argument("--whale", default=str(ROOT / "target/debug/whale"))
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--precisions", default="bf16,fp8,f32")
+    ap.add_argument("--batch", type=int, default=8, help="sequences of 128 tokens per step")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--val-sequences", type=int, default=16)
     ap.add_argument("--text", nargs="*", default=None)
     ap.add_argument("--work", default="/tmp/whale_fp8_vs_bf16")
     ap.add_argument("--results-dir", default=str(HERE), help="where results.json/results.md go")
@@ -96,7 +101,8 @@ def main():
         toml = work / f"{p}.toml"
         toml.write_text(RUN_TOML.format(
             out=out, config=HERE / "model_config.json", sources=json.dumps([str(s) for s in sources]),
-            tokenizer=ROOT / "tests/fixtures/tiny_chat_tokenizer", steps=args.steps, precision=p))
+            tokenizer=ROOT / "tests/fixtures/tiny_chat_tokenizer", steps=args.steps, precision=p, batch=args.batch, lr=args.lr,
+            eval_every=args.eval_every, val_sequences=args.val_sequences))
         t0 = time.time()
         load0 = open("/proc/loadavg").read().split()[0]
         if args.summarize_only:
@@ -143,7 +149,8 @@ def main():
     meta = {
         "whale": args.whale,
         "steps": steps,
-        "batch": "8 x 128 tokens",
+        "batch": f"{args.batch} x 128 tokens",
+        "lr": args.lr,
         "sources": [str(s) for s in sources],
         "machine": platform.processor() or platform.machine(),
         "nproc": os.cpu_count(),
@@ -156,7 +163,8 @@ def main():
     lines = [
         "# FP8 vs BF16 training, small DeepSeek-V3-architecture model (`whale train`)",
         "",
-        f"Made by `python experiments/fp8_vs_bf16/run.py --steps {steps}` on {meta['date_utc']} UTC "
+        f"Made by `python experiments/fp8_vs_bf16/run.py --steps {steps} --batch {args.batch} --lr {args.lr}` "
+        f"on {meta['date_utc']} UTC "
         f"({meta['nproc']}-core VM). Raw numbers: `results.json`.",
         "",
         "Relative difference |loss_a - loss_b| / loss_b of the training loss at the same step "

@@ -13,7 +13,6 @@ mod chooser;
 pub mod constraint;
 pub mod error;
 pub mod event;
-mod fast_exp;
 pub mod generate;
 pub mod handle;
 pub mod penalties;

@@ -9,7 +9,7 @@
 //! versions), each non-greedy draw consumes exactly one `u64`, converted to a uniform in [0, 1)
 //! by the top 53 bits, and candidates are walked in an order that is a total order (id order, or
 //! most likely first with ties to the lower id), and `exp` is our own bit-reproducible one
-//! (`fast_exp.rs`). Same seed, logits and history → same tokens, on every platform.
+//! (`whale_nn::fast_exp`). Same seed, logits and history → same tokens, on every platform.
 //!
 //! Logprobs: reported from the distribution after penalties, bias and temperature but *before*
 //! truncation: `log_softmax((logits') / T)`. Why not the raw model log-softmax (what OpenAI
@@ -34,7 +34,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::SamplingError;
-use crate::fast_exp::{exp_row, max_f32, sum_f64};
+use whale_nn::fast_exp::{exp_row, max_f32, sum_f64};
 use crate::penalties::apply_penalties;
 use crate::sampling_params::SamplingParams;
 use crate::token_history::TokenHistory;

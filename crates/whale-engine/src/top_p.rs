@@ -20,7 +20,7 @@ use crate::truncation::most_likely_first;
 const SORT_MAX: usize = 2048;
 /// Histogram resolution over the score range [-87.34, 0] (≈ 0.02 nats per bin).
 const BINS: usize = 4096;
-/// Scores below this have probability 0 (see `fast_exp.rs`), so they are never candidates.
+/// Scores below this have probability 0 (see `whale_nn::fast_exp`), so they are never candidates.
 const SCORE_RANGE: f32 = 87.336_55;
 
 /// Reusable buffers of the histogram path.

@@ -9,6 +9,7 @@
 
 use candle_core::Tensor;
 use whale_core::{Result, Weights};
+use whale_nn::attention::Causal;
 use whale_nn::moe::Routing;
 use whale_nn::{LayerCache, Mlp, RmsNorm, RopeTable};
 
@@ -24,8 +25,17 @@ pub struct Segment {
     pub prompt: bool,
     /// cos/sin for the segment's positions (`cached..cached + len`).
     pub rope: RopeTable,
-    /// Additive causal mask `(len, cached + len)`; `None` for a single token.
-    pub mask: Option<Tensor>,
+    /// Sequences stacked in the segment: rows `start..start + batch * len`, each sequence's
+    /// `len` tokens at positions `offset..offset + len`. Above 1 only where [`per_segment`]
+    /// merges a cache-less batch of equal sequences (training, scoring).
+    pub batch: usize,
+}
+
+impl Segment {
+    /// The causal pattern of the segment's queries over its cache and itself.
+    pub fn causal(&self) -> Causal {
+        Causal::new(self.offset)
+    }
 }
 
 pub trait Attention {
@@ -86,15 +96,39 @@ impl<A: Attention, F: FeedForward> Block<A, F> {
 }
 
 /// Runs `f` on each segment's rows of `x` (and its cache) and concatenates the results
-/// back into one `(T, ·)` tensor.
+/// back into one `(T, ·)` tensor. Equal cache-less segments laid out back to back (a
+/// training batch) go to `f` as one segment of `batch` sequences: one attention over a
+/// `(batch, heads, len, ·)` tensor instead of a loop of small ones, which in training is
+/// many fewer ops for autograd to record and run backward.
 pub fn per_segment(
     segs: &[Segment],
     caches: &mut [Option<&mut LayerCache>],
     mut f: impl FnMut(&Segment, Option<&mut LayerCache>) -> Result<Tensor>,
 ) -> Result<Tensor> {
+    if let Some(batch) = uniform_batch(segs, caches) {
+        let s = &segs[0];
+        let merged = Segment { start: s.start, len: s.len, offset: s.offset, prompt: s.prompt, rope: s.rope.clone(), batch };
+        return f(&merged, None);
+    }
     let mut outs = Vec::with_capacity(segs.len());
     for (seg, cache) in segs.iter().zip(caches.iter_mut()) {
         outs.push(f(seg, cache.as_deref_mut())?);
     }
     Ok(Tensor::cat(&outs, 0)?)
+}
+
+/// The number of segments when they can run as one batch: more than one, no caches, each a
+/// single sequence of the first one's length and positions, rows back to back.
+fn uniform_batch(segs: &[Segment], caches: &[Option<&mut LayerCache>]) -> Option<usize> {
+    let first = segs.first()?;
+    let uniform = segs.len() > 1
+        && caches.iter().all(|c| c.is_none())
+        && segs.iter().enumerate().all(|(i, s)| {
+            s.batch == 1
+                && s.len == first.len
+                && s.offset == first.offset
+                && s.prompt == first.prompt
+                && s.start == first.start + i * first.len
+        });
+    uniform.then_some(segs.len())
 }

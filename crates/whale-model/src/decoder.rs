@@ -11,7 +11,6 @@ use crate::block::{Attention, Block, FeedForward, Segment};
 use crate::causal_lm::{ModelInfo, SeqStep};
 use candle_core::{DType, Device, Tensor};
 use whale_core::{Result, WhaleError, Weights};
-use whale_nn::attention::causal_mask;
 use whale_nn::moe::Routing;
 use whale_nn::{Embedding, KvCache, LayerCache, Linear, RmsNorm, Rope};
 
@@ -164,17 +163,17 @@ impl<A: Attention, F: FeedForward> Decoder<A, F> {
             offset,
             prompt,
             rope: self.rope.table(offset, len, self.dtype, &self.device)?,
-            mask: causal_mask(len, offset, &self.device)?,
+            batch: 1,
         })
     }
 
     /// Equal-length segments for a `(b, t)` batch at positions `offset..`.
     pub fn batch_segments(&self, b: usize, t: usize, offset: usize) -> Result<Vec<Segment>> {
-        // All rows share positions: build the rope table and mask once.
+        // All rows share positions: build the rope table once.
         let first = self.segment(0, t, offset, false)?;
         let mut segs = Vec::with_capacity(b);
         for i in 1..b {
-            segs.push(Segment { start: i * t, len: t, offset, prompt: false, rope: first.rope.clone(), mask: first.mask.clone() });
+            segs.push(Segment { start: i * t, len: t, offset, prompt: false, rope: first.rope.clone(), batch: 1 });
         }
         segs.insert(0, first);
         Ok(segs)

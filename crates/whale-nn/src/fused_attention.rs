@@ -332,8 +332,7 @@ mod tests {
         let all = dense(&q, &kv, &spans, 0.125).unwrap();
         let (_, _, k, v) = &bufs[0];
         let q4 = q.reshape((1, len, h, d)).unwrap().transpose(1, 2).unwrap();
-        let mask = crate::attention::causal_mask(len, 0, &Device::Cpu).unwrap();
-        let want = attend(&q4, k, v, 0.125, mask.as_ref()).unwrap().transpose(1, 2).unwrap().reshape((len, h * dv)).unwrap();
+        let want = attend(&q4, k, v, 0.125, Some(crate::attention::Causal::new(0))).unwrap().transpose(1, 2).unwrap().reshape((len, h * dv)).unwrap();
         let diff = max_diff(&all, &want);
         assert!(diff < 1e-5, "max diff {diff} from the composed causal attention");
         for (from, to) in [(36, 37), (20, 37), (0, 9), (9, 30)] {

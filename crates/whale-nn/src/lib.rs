@@ -3,9 +3,12 @@
 //! MLP (SwiGLU, GeGLU) and MoE expert dispatch.
 
 pub mod attention;
+pub mod causal_softmax;
+pub mod cross_entropy;
 pub mod fused_attention;
 pub mod row_math;
 pub mod embedding;
+pub mod fast_exp;
 pub mod kv_cache;
 pub mod linear;
 pub mod mlp;

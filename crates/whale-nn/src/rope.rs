@@ -6,7 +6,8 @@
 //! complex-number form), `Halves` rotates `(x[i], x[i + d/2])` (Llama/Qwen2 `rotate_half`).
 
 use crate::Result;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use rayon::prelude::*;
 use whale_core::config::RopeScaling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +135,11 @@ impl Rope {
     /// Rotates `x: (b, heads, t, dim)`; returns the same shape and layout.
     pub fn apply(&self, x: &Tensor, table: &RopeTable) -> Result<Tensor> {
         let x = x.contiguous()?;
-        // The fused kernels have no backward pass; the composed ones do (training).
+        // candle's fused kernels have no backward pass: tracked f32 tensors take ours, other
+        // tracked dtypes the composed forms.
+        if x.track_op() && x.dtype() == DType::F32 {
+            return tracked_rope(&x, table, self.layout);
+        }
         let out = match (self.layout, x.track_op()) {
             (RopeLayout::Interleaved, false) => candle_nn::rotary_emb::rope_i(&x, &table.cos, &table.sin)?,
             (RopeLayout::Interleaved, true) => candle_nn::rotary_emb::rope_i_slow(&x, &table.cos, &table.sin)?,
@@ -142,5 +147,109 @@ impl Rope {
             (RopeLayout::Halves, true) => candle_nn::rotary_emb::rope_slow(&x, &table.cos, &table.sin)?,
         };
         Ok(out)
+    }
+}
+
+/// RoPE over `x: (b, h, t, d)` f32 as one op whose backward is the inverse rotation (the
+/// same op with `-sin`): the composed form is about six ops forward (narrows, negation,
+/// concatenation, two products, a sum) and as many backward.
+fn tracked_rope(x: &Tensor, table: &RopeTable, layout: RopeLayout) -> Result<Tensor> {
+    let (_, _, t, d) = x.dims4()?;
+    let (tt, half) = table.cos.dims2()?;
+    if tt != t || 2 * half != d {
+        return Err(crate::WhaleError::InvalidInput(format!(
+            "RoPE table ({tt}, {half}) does not fit input {:?} (want ({t}, {}))",
+            x.dims(),
+            d / 2
+        )));
+    }
+    let data = |v: &Tensor| v.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
+    let op = RopeOp { cos: data(&table.cos)?.into(), sin: data(&table.sin)?.into(), t, half, layout, inverse: false };
+    Ok(x.apply_op1(op)?)
+}
+
+#[derive(Clone)]
+struct RopeOp {
+    cos: std::sync::Arc<[f32]>,
+    sin: std::sync::Arc<[f32]>,
+    t: usize,
+    half: usize,
+    layout: RopeLayout,
+    /// Rotate by `-angle` (the backward).
+    inverse: bool,
+}
+
+impl RopeOp {
+    fn rotate(&self, x: &[f32]) -> Vec<f32> {
+        let (d, half) = (2 * self.half, self.half);
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let mut y = vec![0f32; x.len()];
+        let rows_per_task = (4096 / d).max(1);
+        y.par_chunks_mut(d * rows_per_task).zip(x.par_chunks(d * rows_per_task)).enumerate().for_each(|(task, (ys, xs))| {
+            for (r, (yr, xr)) in ys.chunks_mut(d).zip(xs.chunks(d)).enumerate() {
+                let pos = (task * rows_per_task + r) % self.t;
+                let (c, s) = (&self.cos[pos * half..][..half], &self.sin[pos * half..][..half]);
+                for j in 0..half {
+                    let (cj, sj) = (c[j], sign * s[j]);
+                    let (a, b) = match self.layout {
+                        RopeLayout::Halves => (j, j + half),
+                        RopeLayout::Interleaved => (2 * j, 2 * j + 1),
+                    };
+                    yr[a] = xr[a] * cj - xr[b] * sj;
+                    yr[b] = xr[b] * cj + xr[a] * sj;
+                }
+            }
+        });
+        y
+    }
+}
+
+impl CustomOp1 for RopeOp {
+    fn name(&self) -> &'static str {
+        "whale-rope"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(v) = storage else { candle_core::bail!("RoPE op takes f32") };
+        let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("RoPE op takes a contiguous tensor") };
+        Ok((CpuStorage::F32(self.rotate(&v[a..b])), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let inverse = RopeOp { inverse: !self.inverse, ..self.clone() };
+        Ok(Some(grad.to_dtype(DType::F32)?.contiguous()?.apply_op1_no_bwd(&inverse)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    /// Our tracked op against candle's composed RoPE, forward and backward, both layouts.
+    #[test]
+    fn tracked_rope_matches_the_composed_form() {
+        let dev = Device::Cpu;
+        let (b, h, t, d) = (2, 3, 5, 8);
+        let rope = |layout| Rope { inv_freq: vec![1.0, 0.3, 0.07, 0.01], attention_factor: 1.2, layout };
+        let n = b * h * t * d;
+        let x = Var::from_vec((0..n).map(|i| (i as f32 * 0.37).sin()).collect(), (b, h, t, d), &dev).unwrap();
+        let g = Tensor::from_vec((0..n).map(|i| (i as f32 * 0.91).cos()).collect(), (b, h, t, d), &dev).unwrap();
+        for layout in [RopeLayout::Halves, RopeLayout::Interleaved] {
+            let r = rope(layout);
+            let table = r.table(7, t, DType::F32, &dev).unwrap();
+            let ours = r.apply(x.as_tensor(), &table).unwrap();
+            let theirs = match layout {
+                RopeLayout::Halves => candle_nn::rotary_emb::rope_slow(x.as_tensor(), &table.cos, &table.sin).unwrap(),
+                RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i_slow(x.as_tensor(), &table.cos, &table.sin).unwrap(),
+            };
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let diff = |a: &Tensor, b: &Tensor| flat(a).iter().zip(flat(b)).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(diff(&ours, &theirs) < 1e-6, "{layout:?} forward");
+            let ga = (&ours * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (&theirs * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let dg = diff(ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap());
+            assert!(dg < 1e-6, "{layout:?} backward differs by {dg}");
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! accumulation (the V3 recipe promotes partial sums to FP32 every 128 K-elements; exact
 //! f32 accumulation is the limit of that).
 
+use rayon::prelude::*;
 /// The group width of activation tiles and the side of weight blocks.
 pub const BLOCK: usize = 128;
 
@@ -19,19 +20,22 @@ pub const BLOCK: usize = 128;
 pub const E4M3_MAX: f32 = 448.0;
 
 /// Rounds `x` to the nearest E4M3 value (ties to even), saturating at ±448; NaN stays NaN.
+/// On the f32 bits: normal E4M3 values keep 3 of f32's 23 mantissa bits (round to nearest
+/// even on the dropped 20); below 2^-6 the quantum is fixed at 2^-9 (subnormals), where
+/// adding and subtracting 2^14 rounds to a multiple of it, ties to even, exactly.
+#[inline]
 pub fn round_e4m3(x: f32) -> f32 {
-    if x.is_nan() || x == 0.0 {
+    if x.is_nan() {
         return x;
     }
     let a = x.abs().min(E4M3_MAX);
-    // Smallest normal exponent is -6; below it the quantum stays 2^-9 (subnormals).
-    let e = a.log2().floor().max(-6.0) as i32;
-    let quantum = (2.0f32).powi(e - 3);
-    let q = a / quantum;
-    let r = q.round();
-    // `round` breaks ties away from zero; E4M3 casts break them to even.
-    let r = if (q - q.trunc() - 0.5).abs() == 0.0 && r % 2.0 != 0.0 { r - 1.0 } else { r };
-    (r * quantum).min(E4M3_MAX).copysign(x)
+    let r = if a < 0.015_625 {
+        (a + 16_384.0) - 16_384.0
+    } else {
+        let b = a.to_bits();
+        f32::from_bits((b + 0x7_FFFF + ((b >> 20) & 1)) & !0xF_FFFF)
+    };
+    r.copysign(x)
 }
 
 /// The E4M3 bit pattern of `x` (after [`round_e4m3`]).
@@ -132,12 +136,16 @@ fn group_scales(x: &[f32], rows: usize, cols: usize, block_rows: usize) -> Vec<f
     let col_groups = cols.div_ceil(BLOCK);
     let row_groups = rows.div_ceil(block_rows);
     let mut amax = vec![0f32; row_groups * col_groups];
-    for r in 0..rows {
-        for c in 0..cols {
-            let g = (r / block_rows) * col_groups + c / BLOCK;
-            amax[g] = amax[g].max(x[r * cols + c].abs());
-        }
+    if cols == 0 {
+        return amax;
     }
+    amax.par_chunks_mut(col_groups).zip(x.par_chunks(block_rows * cols)).for_each(|(amax, group)| {
+        for row in group.chunks(cols) {
+            for (m, tile) in amax.iter_mut().zip(row.chunks(BLOCK)) {
+                *m = tile.iter().fold(*m, |m, v| m.max(v.abs()));
+            }
+        }
+    });
     amax.into_iter().map(group_scale).collect()
 }
 
@@ -153,20 +161,61 @@ pub fn weight_qdq(w: &mut [f32], rows: usize, cols: usize) {
 
 fn qdq(x: &mut [f32], rows: usize, cols: usize, block_rows: usize) {
     assert_eq!(x.len(), rows * cols, "fp8 qdq: buffer is not rows × cols");
+    if x.is_empty() {
+        return;
+    }
     let scales = group_scales(x, rows, cols, block_rows);
     let col_groups = cols.div_ceil(BLOCK);
-    for r in 0..rows {
-        for c in 0..cols {
-            let s = scales[(r / block_rows) * col_groups + c / BLOCK];
-            let v = &mut x[r * cols + c];
-            *v = round_e4m3(*v / s) * s;
+    // Row groups are independent: one task each (the activations of a training batch are
+    // thousands of rows).
+    x.par_chunks_mut(block_rows * cols).zip(scales.par_chunks(col_groups)).for_each(|(group, scales)| {
+        for row in group.chunks_mut(cols) {
+            for (tile, &s) in row.chunks_mut(BLOCK).zip(scales) {
+                tile.iter_mut().for_each(|v| *v = round_e4m3(*v / s) * s);
+            }
         }
-    }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The definition: the nearest multiple of the quantum `2^(e - 3)` of `x`'s binade
+    /// (`e ≥ -6`), ties to even, saturating at 448.
+    fn round_e4m3_reference(x: f32) -> f32 {
+        if x.is_nan() || x == 0.0 {
+            return x;
+        }
+        let a = x.abs().min(E4M3_MAX);
+        let e = a.log2().floor().max(-6.0) as i32;
+        let quantum = (2.0f32).powi(e - 3);
+        let q = a / quantum;
+        let r = q.round();
+        let r = if (q - q.trunc() - 0.5).abs() == 0.0 && r % 2.0 != 0.0 { r - 1.0 } else { r };
+        (r * quantum).min(E4M3_MAX).copysign(x)
+    }
+
+    #[test]
+    fn bit_rounding_equals_the_definition() {
+        // Every E4M3 value, the midpoints between neighbours (ties), and a dense sweep.
+        let mut xs: Vec<f32> = (0u8..=255).map(e4m3_decode).filter(|v| !v.is_nan()).collect();
+        let mut sorted: Vec<f32> = xs.iter().copied().filter(|v| *v >= 0.0).collect();
+        sorted.sort_by(f32::total_cmp);
+        xs.extend(sorted.windows(2).map(|w| (w[0] + w[1]) / 2.0));
+        let mut v = 1e-5f32;
+        while v < 600.0 {
+            xs.push(v);
+            v *= 1.000_37;
+        }
+        xs.extend([0.0, -0.0, 448.0, 460.0, 464.0, 1e9, f32::INFINITY]);
+        for x in xs {
+            for x in [x, -x] {
+                let (got, want) = (round_e4m3(x), round_e4m3_reference(x));
+                assert!(got == want && got.is_sign_negative() == want.is_sign_negative(), "{x}: {got} vs {want}");
+            }
+        }
+    }
 
     #[test]
     fn encode_decode_agree_on_every_finite_pattern() {

@@ -2,8 +2,10 @@
 //! whale-model path, and only the dense linear GEMMs change.
 //!
 //! - `f32`: no hook.
-//! - `bf16`: inputs and weights cast to bf16 for the GEMM, the product cast back to f32;
-//!   master weights, gradients, norms, softmax and the optimizer stay f32.
+//! - `bf16`: inputs and weights rounded to bf16 for the GEMM, the product rounded to bf16,
+//!   and in the backward the output and input gradients rounded to bf16 (autocast's BF16
+//!   GEMMs, simulated over f32 GEMMs with f32 accumulation); master weights, gradient
+//!   accumulation, norms, softmax and the optimizer stay f32.
 //! - `fp8` (simulated on the CPU, V3 §3.3): activations quantize-dequantized to E4M3 in 1x128
 //!   tiles and weights in 128x128 blocks (online absmax scales, whale-quant's `fp8`), then
 //!   multiplied in f32 (exact accumulation, the limit of V3's promotion to FP32 every 128
@@ -27,14 +29,81 @@ use whale_quant::fp8;
 
 use crate::config::Precision;
 
+/// How a precision rounds one GEMM operand (values stay f32: the GEMM then multiplies the
+/// rounded values with f32 accumulation, which is what BF16 and FP8 tensor cores do).
+#[derive(Debug, Clone, Copy)]
+enum Rounding {
+    /// To the nearest bf16 (ties to even).
+    Bf16,
+    /// E4M3 with 1x128 tiles along the rows (activations, output gradients).
+    Fp8Tiles,
+    /// E4M3 with 128x128 blocks (weights).
+    Fp8Blocks,
+}
+
+/// `t` rounded, as a new untracked f32 tensor.
+fn rounded(t: &Tensor, r: Rounding) -> candle_core::Result<Tensor> {
+    let t = t.detach().to_dtype(DType::F32)?;
+    if let Rounding::Bf16 = r {
+        return t.to_dtype(DType::BF16)?.to_dtype(DType::F32);
+    }
+    let (rows, cols) = t.dims2()?;
+    let mut v = t.flatten_all()?.to_vec1::<f32>()?;
+    match r {
+        Rounding::Fp8Blocks => fp8::weight_qdq(&mut v, rows, cols),
+        _ => fp8::activation_qdq(&mut v, rows, cols),
+    }
+    Tensor::from_vec(v, (rows, cols), t.device())
+}
+
+/// `t` rounded in the forward, with a straight-through gradient:
+/// `t + (round(t) - t).detach()`, so the gradient reaches the f32 master copy.
+fn round_ste(t: &Tensor, r: Rounding) -> candle_core::Result<Tensor> {
+    let q = rounded(t, r)?.to_dtype(t.dtype())?;
+    t + (q - t.detach())?
+}
+
+/// Identity in the forward; in the backward, the incoming gradient is rounded (the low
+/// precision gradient operand of the backward GEMMs, or their low-precision output).
+struct GradRound(Rounding);
+
+impl CustomOp1 for GradRound {
+    fn name(&self) -> &'static str {
+        "grad-round"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(v) = storage else {
+            candle_core::bail!("grad-round: expected an f32 tensor")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("grad-round: input must be contiguous")
+        };
+        Ok((CpuStorage::F32(v[start..end].to_vec()), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(rounded(grad, self.0)?.to_dtype(grad.dtype())?))
+    }
+}
+
+fn grad_round(t: &Tensor, r: Rounding) -> candle_core::Result<Tensor> {
+    t.contiguous()?.apply_op1(GradRound(r))
+}
+
+/// BF16 GEMMs as autocast runs them: operands rounded to bf16, f32 accumulation, the product
+/// rounded to bf16; in the backward the output gradient and both input gradients (Dgrad and
+/// Wgrad products) rounded to bf16 too. Simulated over f32 GEMMs (candle's CPU bf16 GEMM is
+/// about twice as slow as its f32 one and rounds the same way).
 pub struct Bf16Gemm;
 
 impl GemmHook for Bf16Gemm {
     fn gemm(&self, x: &Tensor, w: &Tensor) -> whale_core::Result<Option<Tensor>> {
-        let y = x
-            .to_dtype(DType::BF16)?
-            .matmul(&w.to_dtype(DType::BF16)?.t()?)?;
-        Ok(Some(y.to_dtype(x.dtype())?))
+        let b = Rounding::Bf16;
+        let xr = round_ste(&grad_round(&x.to_dtype(DType::F32)?, b)?, b)?;
+        let wr = round_ste(&grad_round(&w.to_dtype(DType::F32)?, b)?, b)?;
+        let y = xr.matmul(&wr.t()?)?;
+        Ok(Some(grad_round(&round_ste(&y, b)?, b)?.to_dtype(x.dtype())?))
     }
 }
 
@@ -43,73 +112,15 @@ pub struct Fp8Gemm {
     pub keep_precise: HashSet<TensorId>,
 }
 
-/// `t` quantize-dequantized (`weight`: 128x128 blocks, else 1x128 tiles), with a straight
-/// through gradient.
-fn qdq_ste(t: &Tensor, weight: bool) -> candle_core::Result<Tensor> {
-    let (rows, cols) = t.dims2()?;
-    let mut v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    if weight {
-        fp8::weight_qdq(&mut v, rows, cols);
-    } else {
-        fp8::activation_qdq(&mut v, rows, cols);
-    }
-    let q = Tensor::from_vec(v, (rows, cols), t.device())?.to_dtype(t.dtype())?;
-    t + (q - t.detach())?
-}
-
-/// Identity in the forward; in the backward, the incoming gradient `(rows, cols)` is
-/// quantize-dequantized to E4M3 in 1x128 tiles (the FP8 `dY` of V3's backward GEMMs).
-struct GradQdq;
-
-impl CustomOp1 for GradQdq {
-    fn name(&self) -> &'static str {
-        "fp8-grad-qdq"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(v) = storage else {
-            candle_core::bail!("fp8-grad-qdq: expected an f32 tensor")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("fp8-grad-qdq: input must be contiguous")
-        };
-        Ok((
-            CpuStorage::F32(v[start..end].to_vec()),
-            layout.shape().clone(),
-        ))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        let (rows, cols) = grad.dims2()?;
-        let mut g = grad.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        fp8::activation_qdq(&mut g, rows, cols);
-        Ok(Some(
-            Tensor::from_vec(g, (rows, cols), grad.device())?.to_dtype(grad.dtype())?,
-        ))
-    }
-}
-
 impl GemmHook for Fp8Gemm {
     fn gemm(&self, x: &Tensor, w: &Tensor) -> whale_core::Result<Option<Tensor>> {
         if self.keep_precise.contains(&w.id()) {
             return Ok(None);
         }
-        let xq = qdq_ste(x, false)?;
-        let wq = qdq_ste(w, true)?;
-        let y = xq
-            .to_dtype(DType::F32)?
-            .matmul(&wq.to_dtype(DType::F32)?.t()?)?
-            .contiguous()?;
-        Ok(Some(y.apply_op1(GradQdq)?.to_dtype(x.dtype())?))
+        let xq = round_ste(x, Rounding::Fp8Tiles)?;
+        let wq = round_ste(w, Rounding::Fp8Blocks)?;
+        let y = xq.to_dtype(DType::F32)?.matmul(&wq.to_dtype(DType::F32)?.t()?)?;
+        Ok(Some(grad_round(&y, Rounding::Fp8Tiles)?.to_dtype(x.dtype())?))
     }
 }
 
@@ -225,13 +236,32 @@ mod tests {
     #[test]
     fn bf16_linear_rounds_like_bf16() {
         let dev = Device::Cpu;
-        let w = Tensor::from_vec(data(8, 64, 0.31), (8, 64), &dev).unwrap();
-        let x = Tensor::from_vec(data(2, 64, 0.17), (2, 64), &dev).unwrap();
-        let lin = Linear::from_tensors(w, None);
-        let exact = lin.forward(&x).unwrap();
-        let approx = with_precision(&hook_for(Precision::Bf16, None), || lin.forward(&x)).unwrap();
+        let w = Var::from_vec(data(8, 64, 0.31), (8, 64), &dev).unwrap();
+        let x = Var::from_vec(data(2, 64, 0.17), (2, 64), &dev).unwrap();
+        let lin = Linear::from_tensors(w.as_tensor().clone(), None);
+        let exact = lin.forward(x.as_tensor()).unwrap();
+        let hook = hook_for(Precision::Bf16, None);
+        let approx = with_precision(&hook, || lin.forward(x.as_tensor())).unwrap();
         assert_eq!(approx.dtype(), DType::F32);
         let err = max_abs(&(&exact - &approx).unwrap());
         assert!(err > 0.0 && err < 0.1, "bf16 error {err}");
+        let bf = |t: &Tensor| t.to_dtype(DType::BF16).unwrap();
+        let back = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        // Exactly the f32 GEMM of the bf16 operands, rounded to bf16 ...
+        let want = back(&bf(&back(&bf(x.as_tensor())).matmul(&back(&bf(w.as_tensor())).t().unwrap()).unwrap()));
+        assert_eq!(approx.to_vec2::<f32>().unwrap(), want.to_vec2::<f32>().unwrap());
+        // ... which candle's own bf16 GEMM matches to within one bf16 rounding.
+        let native = back(&bf(x.as_tensor()).matmul(&bf(w.as_tensor()).t().unwrap()).unwrap());
+        let ulp = max_abs(&(&native - &want).unwrap()) / max_abs(&want);
+        assert!(ulp <= 2f32.powi(-8), "{ulp}");
+        // The backward rounds the output gradient and both input gradients to bf16:
+        // dX = bf16(bf16(dY)·bf16(W)), dW = bf16(bf16(dY)ᵀ·bf16(X)).
+        let c = Tensor::from_vec(data(2, 8, 0.77), (2, 8), &dev).unwrap();
+        let g = (approx * &c).unwrap().sum_all().unwrap().backward().unwrap();
+        let cb = back(&bf(&c));
+        let dx = back(&bf(&cb.matmul(&back(&bf(w.as_tensor()))).unwrap()));
+        let dw = back(&bf(&cb.t().unwrap().matmul(&back(&bf(x.as_tensor()))).unwrap()));
+        assert_eq!(g.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap(), dx.to_vec2::<f32>().unwrap());
+        assert_eq!(g.get(w.as_tensor()).unwrap().to_vec2::<f32>().unwrap(), dw.to_vec2::<f32>().unwrap());
     }
 }

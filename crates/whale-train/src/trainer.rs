@@ -266,10 +266,7 @@ impl Trainer {
         let vocab = self.model.info().vocab_size;
         let ce = |logits: &Tensor, start: usize, len: usize| -> Result<Tensor> {
             let targets = ids.narrow(1, start, len)?.contiguous()?.flatten_all()?;
-            Ok(candle_nn::loss::cross_entropy(
-                &logits.reshape((b * len, vocab))?,
-                &targets,
-            )?)
+            Ok(whale_nn::cross_entropy::cross_entropy(&logits.reshape((b * len, vocab))?, &targets)?)
         };
         let main = ce(&out.logits, 1, t)?;
         let main_v = main.to_scalar::<f32>()? as f64;

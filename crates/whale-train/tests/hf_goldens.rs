@@ -282,8 +282,12 @@ fn check_step(t: &mut Trainer, g: &Golden, grad_errors: &BTreeMap<String, f64>, 
         for (k, &i) in pg.idx.iter().enumerate() {
             let (w, h) = (after[i] as f64, pg.after[k] as f64);
             sampled += 1;
-            let tol = if (pg.grad[k] as f64).abs() >= 100.0 * noise {
-                1e-6 * h.abs() + 1e-8
+            let gk = (pg.grad[k] as f64).abs();
+            let tol = if gk >= 100.0 * noise {
+                // AdamW's first update is lr·g/(|g| + eps): a gradient error δ moves it by up
+                // to lr·eps·δ/(|g| - δ + eps)², which matters where |g| is within a few
+                // hundred eps (the tensor's measured gradient error stands for δ).
+                1e-6 * h.abs() + 1e-8 + g.lr * g.eps * noise / (gk - noise + g.eps).powi(2)
             } else {
                 undecided += 1;
                 2.0 * g.lr

@@ -17,7 +17,7 @@ use candle_core::{Tensor, D};
 use std::borrow::Cow;
 use whale_core::config::DeepSeekConfig;
 use whale_core::{Result, Weights, WhaleError};
-use whale_nn::attention::{attend, masked_softmax};
+use whale_nn::attention::{attend, masked_softmax, Causal};
 use whale_nn::fused_attention::{self, KeySpan};
 use whale_nn::{LayerCache, Linear, RmsNorm, Rope};
 
@@ -151,16 +151,16 @@ impl Mla {
     }
 
     /// One segment: rope its queries and key, extend its cache, attend.
-    /// `q: (len, h, qk)`, `lat: (len, kv_lora + rope)` → `(len, h * v)`.
+    /// `q: (n, h, qk)`, `lat: (n, kv_lora + rope)` → `(n, h * v)`, `n = batch · len`.
     fn attend_segment(&self, q: &Tensor, lat: &Tensor, seg: &Segment, cache: Option<&mut LayerCache>, track: bool) -> Result<Tensor> {
-        let len = seg.len;
-        let q = q.unsqueeze(0)?.transpose(1, 2)?; // (1, h, len, qk)
+        let (b, len) = (seg.batch, seg.len);
+        let q = q.reshape((b, len, self.n_heads, q.dim(2)?))?.transpose(1, 2)?; // (b, h, len, qk)
         let q_nope = q.narrow(D::Minus1, 0, self.nope)?;
         let q_pe = self.rope.apply(&q.narrow(D::Minus1, self.nope, self.rope_dim)?, &seg.rope)?;
         let c_kv = lat.narrow(D::Minus1, 0, self.kv_lora)?;
-        let k_pe = lat.narrow(D::Minus1, self.kv_lora, self.rope_dim)?.reshape((1, 1, len, self.rope_dim))?;
-        let k_pe = self.rope.apply(&k_pe, &seg.rope)?.reshape((len, self.rope_dim))?;
-        let new = Tensor::cat(&[&c_kv, &k_pe], D::Minus1)?.unsqueeze(0)?;
+        let k_pe = lat.narrow(D::Minus1, self.kv_lora, self.rope_dim)?.reshape((b, 1, len, self.rope_dim))?;
+        let k_pe = self.rope.apply(&k_pe, &seg.rope)?.reshape((b * len, self.rope_dim))?;
+        let new = Tensor::cat(&[&c_kv, &k_pe], D::Minus1)?.reshape((b, len, self.kv_lora + self.rope_dim))?;
         let latent = match cache {
             Some(LayerCache::Latent { latent, .. }) => latent.append(&new)?,
             Some(LayerCache::Dense { .. }) => {
@@ -174,15 +174,15 @@ impl Mla {
             MlaMode::Auto => len <= ABSORB_MAX_NEW_TOKENS && !track,
         };
         let o = if absorbed {
-            self.absorbed(&q_nope, &q_pe, &latent, seg.mask.as_ref())?
+            self.absorbed(&q_nope, &q_pe, &latent, seg.causal())?
         } else {
-            self.naive(&q_nope, &q_pe, &latent, seg.mask.as_ref())?
+            self.naive(&q_nope, &q_pe, &latent, seg.causal())?
         };
-        Ok(o.transpose(1, 2)?.reshape((len, self.n_heads * self.v_dim))?)
+        Ok(o.transpose(1, 2)?.reshape((b * len, self.n_heads * self.v_dim))?)
     }
 
     /// Ordinary attention over expanded keys/values. `latent: (b, L, kv_lora + rope)`.
-    fn naive(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn naive(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, causal: Causal) -> Result<Tensor> {
         let (b, l, _) = latent.dims3()?;
         let h = self.n_heads;
         let c_kv = latent.narrow(D::Minus1, 0, self.kv_lora)?;
@@ -193,11 +193,11 @@ impl Mla {
         let k_pe = k_pe.unsqueeze(1)?.broadcast_as((b, h, l, self.rope_dim))?;
         let k = Tensor::cat(&[&k_nope, &k_pe], D::Minus1)?;
         let q = Tensor::cat(&[q_nope, q_pe], D::Minus1)?;
-        attend(&q, &k, &v, self.scale, mask)
+        attend(&q, &k, &v, self.scale, Some(causal))
     }
 
     /// Attention in latent space. `latent: (b, L, kv_lora + rope)`.
-    fn absorbed(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn absorbed(&self, q_nope: &Tensor, q_pe: &Tensor, latent: &Tensor, causal: Causal) -> Result<Tensor> {
         let (b, h, t, _) = q_nope.dims4()?;
         let l = latent.dim(1)?;
         let weights = self.absorbed_weights()?;
@@ -210,7 +210,7 @@ impl Mla {
         let c_kv = latent.narrow(D::Minus1, 0, self.kv_lora)?.contiguous()?;
         let k_pe = latent.narrow(D::Minus1, self.kv_lora, self.rope_dim)?.contiguous()?;
         let scores = (q_lat.matmul(&c_kv.t()?)? + q_pe.matmul(&k_pe.t()?)?)?.reshape((b, h, t, l))?;
-        let p = masked_softmax(&scores, self.scale, mask)?.to_dtype(c_kv.dtype())?;
+        let p = masked_softmax(&scores, self.scale, Some(causal))?.to_dtype(c_kv.dtype())?;
         let o_lat = p.reshape((b, h * t, l))?.matmul(&c_kv)?;
         // W_UV per head: (h, b·t, kv_lora) × (h, kv_lora, v) → (b, h, t, v).
         let o_lat = o_lat.reshape((b, h, t, self.kv_lora))?.transpose(0, 1)?.contiguous()?.reshape((h, b * t, self.kv_lora))?;
@@ -265,8 +265,8 @@ impl Attention for Mla {
         }
         let track = x.track_op();
         let o = per_segment(segs, caches, |seg, cache| {
-            let q = q.narrow(0, seg.start, seg.len)?;
-            let lat = lat.narrow(0, seg.start, seg.len)?;
+            let q = q.narrow(0, seg.start, seg.batch * seg.len)?;
+            let lat = lat.narrow(0, seg.start, seg.batch * seg.len)?;
             self.attend_segment(&q, &lat, seg, cache, track)
         })?;
         self.o_proj.forward(&o)

@@ -12,7 +12,7 @@ use crate::decode::{self, DenseLayer};
 use candle_core::Tensor;
 use whale_core::config::Gemma3Config;
 use whale_core::{Result, WhaleError, Weights};
-use whale_nn::attention::{attend, sliding_window_mask};
+use whale_nn::attention::{attend, Causal};
 use whale_nn::{LayerCache, Linear, RmsNorm, Rope};
 
 pub struct Gemma3Attention {
@@ -74,9 +74,10 @@ impl Attention for Gemma3Attention {
             return self.post_norm.forward(&self.o_proj.forward(&o)?);
         }
         let o = per_segment(segs, caches, |seg, cache| {
-            // (1, heads, len, head_dim)
+            // (batch, heads, len, head_dim)
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {
-                Ok(t.narrow(0, seg.start, seg.len)?.reshape((1, seg.len, n, self.head_dim))?.transpose(1, 2)?)
+                let rows = t.narrow(0, seg.start, seg.batch * seg.len)?;
+                Ok(rows.reshape((seg.batch, seg.len, n, self.head_dim))?.transpose(1, 2)?)
             };
             let table = match &self.local_rope {
                 Some(r) => r.table(seg.offset, seg.len, x.dtype(), x.device())?,
@@ -94,14 +95,14 @@ impl Attention for Gemma3Attention {
             };
             let o = match self.window {
                 Some(window) => {
-                    let wm = sliding_window_mask(seg.len, seg.offset, window, x.device())?;
-                    let n = seg.offset + seg.len - wm.first_key;
-                    let (k, v) = (k.narrow(2, wm.first_key, n)?, v.narrow(2, wm.first_key, n)?);
-                    attend(&q, &k, &v, self.scale, wm.mask.as_ref())?
+                    let c = Causal::sliding(seg.offset, window);
+                    let n = seg.offset + seg.len - c.first_key;
+                    let (k, v) = (k.narrow(2, c.first_key, n)?, v.narrow(2, c.first_key, n)?);
+                    attend(&q, &k, &v, self.scale, Some(c))?
                 }
-                None => attend(&q, &k, &v, self.scale, seg.mask.as_ref())?,
+                None => attend(&q, &k, &v, self.scale, Some(seg.causal()))?,
             };
-            Ok(o.transpose(1, 2)?.reshape((seg.len, self.n_heads * self.head_dim))?)
+            Ok(o.transpose(1, 2)?.reshape((seg.batch * seg.len, self.n_heads * self.head_dim))?)
         })?;
         self.post_norm.forward(&self.o_proj.forward(&o)?)
     }

@@ -49,7 +49,8 @@ impl Attention for GqaAttention {
         }
         let o = per_segment(segs, caches, |seg, cache| {
             let heads = |t: &Tensor, n: usize| -> Result<Tensor> {
-                Ok(t.narrow(0, seg.start, seg.len)?.reshape((1, seg.len, n, self.head_dim))?.transpose(1, 2)?)
+                let rows = t.narrow(0, seg.start, seg.batch * seg.len)?;
+                Ok(rows.reshape((seg.batch, seg.len, n, self.head_dim))?.transpose(1, 2)?)
             };
             let q = self.rope.apply(&heads(&q_all, self.n_heads)?, &seg.rope)?;
             let k = self.rope.apply(&heads(&k_all, self.n_kv_heads)?, &seg.rope)?;
@@ -61,8 +62,8 @@ impl Attention for GqaAttention {
                 }
                 None => (k, v),
             };
-            let o = attend(&q, &k, &v, self.scale, seg.mask.as_ref())?;
-            Ok(o.transpose(1, 2)?.reshape((seg.len, self.n_heads * self.head_dim))?)
+            let o = attend(&q, &k, &v, self.scale, Some(seg.causal()))?;
+            Ok(o.transpose(1, 2)?.reshape((seg.batch * seg.len, self.n_heads * self.head_dim))?)
         })?;
         self.o_proj.forward(&o)
     }

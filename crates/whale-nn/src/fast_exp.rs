@@ -7,9 +7,10 @@
 //! plain IEEE `+ - ×` (Rust never fuses them into FMAs implicitly) and a branch-free body,
 //! so it is reproducible bit for bit and the compiler vectorizes the loop.
 //!
-//! Domain: the sampler only exponentiates `(l - max) / T ≤ 0`. Arguments below ln of the
-//! smallest normal f32 (≈ -87.34), including -inf and NaN, give 0: such a token is
-//! 1e-38 times less likely than the top one, and flushing subnormals keeps the code simple.
+//! Domain: the sampler, softmax and cross-entropy only exponentiate `x - max ≤ 0`.
+//! Arguments below ln of the smallest normal f32 (≈ -87.34), including -inf and NaN, give 0:
+//! such a token is 1e-38 times less likely than the top one, and flushing subnormals keeps
+//! the code simple.
 
 /// Below this `exp` is subnormal (or 0): the result is flushed to 0.
 const MIN_ARG: f32 = -87.336_55;
@@ -24,7 +25,7 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 /// (result 1): callers never pass them. Written with compare-selects only (no `f32::min`, no
 /// float→int cast) so that the loop over a row vectorizes.
 #[inline(always)]
-pub(crate) fn exp_nonpositive(x: f32) -> f32 {
+pub fn exp_nonpositive(x: f32) -> f32 {
     // Clamp first so that every lane computes something finite (NaN and -inf → MIN_ARG).
     let c = if x >= MIN_ARG { x } else { MIN_ARG };
     let c = if c < 0.0 { c } else { 0.0 };
@@ -48,7 +49,7 @@ pub(crate) fn exp_nonpositive(x: f32) -> f32 {
 
 /// Writes `exp(x)` of every element of `xs` into `out` (resized to match) and returns their
 /// sum, accumulated in f64 over eight fixed lanes (a fixed order, so the sum is reproducible).
-pub(crate) fn exp_row(xs: &[f32], out: &mut Vec<f32>) -> f64 {
+pub fn exp_row(xs: &[f32], out: &mut Vec<f32>) -> f64 {
     out.resize(xs.len(), 0.0);
     for (o, &x) in out.iter_mut().zip(xs) {
         *o = exp_nonpositive(x);
@@ -58,7 +59,7 @@ pub(crate) fn exp_row(xs: &[f32], out: &mut Vec<f32>) -> f64 {
 
 /// The largest element (NaNs ignored; -inf for an empty or all-NaN slice), over eight lanes so
 /// that it vectorizes.
-pub(crate) fn max_f32(xs: &[f32]) -> f32 {
+pub fn max_f32(xs: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = xs.chunks_exact(8);
     let rest = chunks.remainder();
@@ -71,7 +72,7 @@ pub(crate) fn max_f32(xs: &[f32]) -> f32 {
 }
 
 /// Sum in f64 over eight interleaved lanes, then the lanes in order, then the remainder.
-pub(crate) fn sum_f64(xs: &[f32]) -> f64 {
+pub fn sum_f64(xs: &[f32]) -> f64 {
     let mut lanes = [0.0f64; 8];
     let chunks = xs.chunks_exact(8);
     let rest = chunks.remainder();
