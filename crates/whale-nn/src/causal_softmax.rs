@@ -11,7 +11,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::fast_exp::{exp_nonpositive, max_f32, sum_f64};
+use crate::fast_exp::{exp_shifted_in_place, max_f32};
+use crate::row_math::{contiguous_slice, storage_slice};
 use crate::Result;
 
 /// Which keys a block of queries sees. Query `i` of the block sits at position
@@ -76,14 +77,6 @@ impl CausalSoftmax {
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("causal softmax takes f32") };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("causal softmax takes a contiguous tensor"),
-    }
-}
-
 /// `(.., rows, keys)` of a shape with at least two dims.
 fn rows_keys(shape: &Shape) -> candle_core::Result<(usize, usize)> {
     let d = shape.dims();
@@ -99,7 +92,7 @@ impl CustomOp1 for CausalSoftmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout)?;
+        let x = contiguous_slice::<f32>(storage, layout, "causal softmax scores")?;
         let (rows, keys) = rows_keys(layout.shape())?;
         let mut y = vec![0f32; x.len()];
         if keys > 0 {
@@ -112,8 +105,7 @@ impl CustomOp1 for CausalSoftmax {
                         *o = v * self.scale;
                     }
                     let max = max_f32(yv);
-                    yv.iter_mut().for_each(|o| *o = exp_nonpositive(*o - max));
-                    let inv = (1.0 / sum_f64(yv)) as f32;
+                    let inv = (1.0 / exp_shifted_in_place(yv, max)) as f32;
                     yv.iter_mut().for_each(|o| *o *= inv);
                 }
             });
@@ -126,10 +118,8 @@ impl CustomOp1 for CausalSoftmax {
         let grad = grad.to_dtype(DType::F32)?.contiguous()?;
         let (ys, yl) = res.storage_and_layout();
         let (gs, gl) = grad.storage_and_layout();
-        let (candle_core::Storage::Cpu(ys), candle_core::Storage::Cpu(gs)) = (&*ys, &*gs) else {
-            candle_core::bail!("causal softmax backward runs on the CPU")
-        };
-        let (y, g) = (contiguous(ys, yl)?, contiguous(gs, gl)?);
+        let y = storage_slice::<f32>(&ys, yl, "causal softmax probabilities")?;
+        let g = storage_slice::<f32>(&gs, gl, "causal softmax gradient")?;
         let mut dx = vec![0f32; y.len()];
         if keys > 0 {
             let chunk = Self::chunk_rows(keys);

@@ -11,7 +11,8 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::fast_exp::{exp_nonpositive, max_f32, sum_f64};
+use crate::fast_exp::{exp_shifted_in_place, max_f32};
+use crate::row_math::{contiguous_slice, storage_slice};
 use crate::{Result, WhaleError};
 
 /// `logits: (n, vocab)` float, `targets: (n,)` u32 → the mean loss, a scalar f32 tracked
@@ -45,36 +46,12 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 
 struct CrossEntropy;
 
-/// The contiguous f32 data of an op argument.
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("cross-entropy {what} must be f32") };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("cross-entropy {what} must be contiguous"),
-    }
-}
-
-fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [u32]> {
-    let CpuStorage::U32(v) = s else { candle_core::bail!("cross-entropy targets must be u32") };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("cross-entropy targets must be contiguous"),
-    }
-}
-
-/// `(max, ln Σ exp(z - max))` of one row; `scratch` holds the exps.
+/// `(max, Σ exp(z - max))` of one row; `scratch` is left holding the exps.
 fn row_stats(z: &[f32], scratch: &mut Vec<f32>) -> (f32, f64) {
     let max = max_f32(z);
     scratch.clear();
-    scratch.extend(z.iter().map(|&x| x - max));
-    let sum = exp_in_place(scratch);
-    (max, sum.ln())
-}
-
-/// `exp` of every element in place (all ≤ 0), returning their f64 sum.
-fn exp_in_place(xs: &mut [f32]) -> f64 {
-    xs.iter_mut().for_each(|x| *x = exp_nonpositive(*x));
-    sum_f64(xs)
+    scratch.extend_from_slice(z);
+    (max, exp_shifted_in_place(scratch, max))
 }
 
 /// Rows per parallel task: enough work per task to amortize the split.
@@ -87,8 +64,8 @@ impl CustomOp2 for CrossEntropy {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, vocab) = l1.shape().dims2()?;
-        let z = f32_slice(s1, l1, "logits")?;
-        let t = u32_slice(s2, l2)?;
+        let z = contiguous_slice::<f32>(s1, l1, "cross-entropy logits")?;
+        let t = contiguous_slice::<u32>(s2, l2, "cross-entropy targets")?;
         let total: f64 = z
             .par_chunks(vocab * ROWS_PER_TASK)
             .zip(t.par_chunks(ROWS_PER_TASK))
@@ -97,8 +74,8 @@ impl CustomOp2 for CrossEntropy {
                 rows.chunks(vocab)
                     .zip(ts)
                     .map(|(row, &t)| {
-                        let (max, ln_sum) = row_stats(row, &mut scratch);
-                        max as f64 + ln_sum - row[t as usize] as f64
+                        let (max, sum) = row_stats(row, &mut scratch);
+                        max as f64 + sum.ln() - row[t as usize] as f64
                     })
                     .sum::<f64>()
             })
@@ -111,11 +88,8 @@ impl CustomOp2 for CrossEntropy {
         let g = grad.to_dtype(DType::F32)?.to_scalar::<f32>()? / n as f32;
         let (zs, zl) = logits.storage_and_layout();
         let (ts, tl) = targets.storage_and_layout();
-        let (candle_core::Storage::Cpu(zs), candle_core::Storage::Cpu(ts)) = (&*zs, &*ts) else {
-            candle_core::bail!("cross-entropy backward runs on the CPU")
-        };
-        let z = f32_slice(zs, zl, "logits")?;
-        let t = u32_slice(ts, tl)?;
+        let z = storage_slice::<f32>(&zs, zl, "cross-entropy logits")?;
+        let t = storage_slice::<u32>(&ts, tl, "cross-entropy targets")?;
         let mut dz = vec![0f32; n * vocab];
         dz.par_chunks_mut(vocab * ROWS_PER_TASK)
             .zip(z.par_chunks(vocab * ROWS_PER_TASK))
@@ -123,9 +97,9 @@ impl CustomOp2 for CrossEntropy {
             .for_each(|((out, rows), ts)| {
                 let mut scratch = Vec::with_capacity(vocab);
                 for ((o, row), &t) in out.chunks_mut(vocab).zip(rows.chunks(vocab)).zip(ts) {
-                    let (_, ln_sum) = row_stats(row, &mut scratch);
+                    let (_, sum) = row_stats(row, &mut scratch);
                     // softmax = exp(z - max) / Σ: the exps are already in `scratch`.
-                    let k = (g as f64 / ln_sum.exp()) as f32;
+                    let k = (g as f64 / sum) as f32;
                     for (o, &e) in o.iter_mut().zip(scratch.iter()) {
                         *o = e * k;
                     }

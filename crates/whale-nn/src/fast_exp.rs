@@ -57,6 +57,13 @@ pub fn exp_row(xs: &[f32], out: &mut Vec<f32>) -> f64 {
     sum_f64(out)
 }
 
+/// Replaces each `x` of `xs` by `exp(x - shift)` (`shift` at least every `x`: a row's max)
+/// and returns their sum as [`exp_row`] does.
+pub fn exp_shifted_in_place(xs: &mut [f32], shift: f32) -> f64 {
+    xs.iter_mut().for_each(|x| *x = exp_nonpositive(*x - shift));
+    sum_f64(xs)
+}
+
 /// The largest element (NaNs ignored; -inf for an empty or all-NaN slice), over eight lanes so
 /// that it vectorizes.
 pub fn max_f32(xs: &[f32]) -> f32 {

@@ -9,6 +9,8 @@
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
+
+use crate::row_math::contiguous_slice;
 use whale_core::Weights;
 
 #[derive(Debug, Clone)]
@@ -83,14 +85,6 @@ struct RmsNormOp {
 /// Rows per parallel task.
 const NORM_ROWS_PER_TASK: usize = 32;
 
-fn f32_data<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("RMSNorm op takes f32") };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("RMSNorm op takes contiguous tensors"),
-    }
-}
-
 fn cpu_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
@@ -108,7 +102,8 @@ impl CustomOp2 for RmsNormOp {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w) = (f32_data(s1, l1)?, f32_data(s2, l2)?);
+        let x = contiguous_slice::<f32>(s1, l1, "RMSNorm input")?;
+        let w = contiguous_slice::<f32>(s2, l2, "RMSNorm weight")?;
         let d = w.len();
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(d * NORM_ROWS_PER_TASK).zip(x.par_chunks(d * NORM_ROWS_PER_TASK)).for_each(|(ys, xs)| {

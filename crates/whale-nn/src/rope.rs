@@ -8,6 +8,8 @@
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
+
+use crate::row_math::contiguous_slice;
 use whale_core::config::RopeScaling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,9 +212,8 @@ impl CustomOp1 for RopeOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(v) = storage else { candle_core::bail!("RoPE op takes f32") };
-        let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("RoPE op takes a contiguous tensor") };
-        Ok((CpuStorage::F32(self.rotate(&v[a..b])), layout.shape().clone()))
+        let x = contiguous_slice::<f32>(storage, layout, "RoPE input")?;
+        Ok((CpuStorage::F32(self.rotate(x)), layout.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {

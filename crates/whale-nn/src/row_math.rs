@@ -70,6 +70,31 @@ pub(crate) fn view<'a>(storage: &'a Storage, layout: &candle_core::Layout, what:
     Ok(View { data, offset: layout.start_offset(), stride: layout.stride().to_vec(), dims: layout.dims().to_vec() })
 }
 
+/// The elements of a custom op's CPU argument, which must be contiguous and of type `T`
+/// (`what` names the argument in the error).
+pub fn contiguous_slice<'a, T: candle_core::WithDType>(
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+    what: &str,
+) -> candle_core::Result<&'a [T]> {
+    let data = s.as_slice::<T>().map_err(|_| candle_core::Error::Msg(format!("{what} must be {:?}", T::DTYPE)))?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
+/// [`contiguous_slice`] of a tensor's storage (a backward pass reads its tensors' storage
+/// through `storage_and_layout`), which must be on the CPU.
+pub fn storage_slice<'a, T: candle_core::WithDType>(
+    s: &'a Storage,
+    l: &candle_core::Layout,
+    what: &str,
+) -> candle_core::Result<&'a [T]> {
+    let Storage::Cpu(cpu) = s else { candle_core::bail!("{what} must be on the CPU") };
+    contiguous_slice(cpu, l, what)
+}
+
 /// `t`'s values in order (a copy), checked f32.
 pub(crate) fn contiguous_f32(t: &Tensor, what: &str) -> Result<Vec<f32>> {
     if t.dtype() != DType::F32 {

@@ -25,6 +25,7 @@ use std::rc::Rc;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, TensorId};
 use whale_nn::linear::GemmHook;
+use whale_nn::row_math::contiguous_slice;
 use whale_quant::fp8;
 
 use crate::config::Precision;
@@ -73,13 +74,8 @@ impl CustomOp1 for GradRound {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(v) = storage else {
-            candle_core::bail!("grad-round: expected an f32 tensor")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("grad-round: input must be contiguous")
-        };
-        Ok((CpuStorage::F32(v[start..end].to_vec()), layout.shape().clone()))
+        let v = contiguous_slice::<f32>(storage, layout, "grad-round input")?;
+        Ok((CpuStorage::F32(v.to_vec()), layout.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
