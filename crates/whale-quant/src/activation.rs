@@ -10,23 +10,30 @@ use crate::formats::scalar::nearest_int;
 
 /// 32 activations: `x ≈ d * qs`, `s = d * Σ qs` (for the minimum term of Q4_1/Q5_1), and
 /// `sum = Σ qs` exactly (for the level offsets of the VNNI kernels).
+///
+/// `qs` comes first and blocks are 32-byte aligned, so the kernels' 32-byte loads of the
+/// levels never straddle two cache lines (a split load costs two).
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
+#[repr(C, align(32))]
 pub(crate) struct BlockQ8 {
+    pub qs: [i8; 32],
     pub d: f32,
     pub s: f32,
     pub sum: i32,
-    pub qs: [i8; 32],
 }
 
 /// 256 activations: `x ≈ d * qs`; `bsums[i]` = Σ of `qs[16i..16i+16]` (for K-quant minimums
-/// and offsets).
+/// and offsets), `bsums32[j]` = Σ of `qs[32j..32j+32]` (the sub-block sums of Q4_K/Q5_K's
+/// minimums, kept so the kernels need no horizontal add per block and row).
+///
+/// Laid out like [`BlockQ8`]: levels first, 32-byte aligned.
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
+#[repr(C, align(32))]
 pub(crate) struct BlockQ8K {
-    pub d: f32,
     pub qs: [i8; 256],
+    pub d: f32,
     pub bsums: [i16; 16],
+    pub bsums32: [i16; 8],
 }
 
 /// Symmetric 8-bit quantization of one block into `qs` (range ±127); returns the scale.
@@ -58,17 +65,20 @@ pub(crate) fn quantize_q8k(x: &[f32], out: &mut [BlockQ8K]) {
         for (i, s) in b.bsums.iter_mut().enumerate() {
             *s = b.qs[16 * i..16 * i + 16].iter().map(|&q| q as i16).sum();
         }
+        for (j, s) in b.bsums32.iter_mut().enumerate() {
+            *s = b.bsums[2 * j] + b.bsums[2 * j + 1];
+        }
     }
 }
 
 impl Default for BlockQ8 {
     fn default() -> Self {
-        BlockQ8 { d: 0.0, s: 0.0, sum: 0, qs: [0; 32] }
+        BlockQ8 { qs: [0; 32], d: 0.0, s: 0.0, sum: 0 }
     }
 }
 
 impl Default for BlockQ8K {
     fn default() -> Self {
-        BlockQ8K { d: 0.0, qs: [0; 256], bsums: [0; 16] }
+        BlockQ8K { qs: [0; 256], d: 0.0, bsums: [0; 16], bsums32: [0; 8] }
     }
 }

@@ -143,9 +143,16 @@ macro_rules! k_quant_kernels {
         /// the unsigned levels of sub-blocks `2c` and `2c + 1` (`TS` bytes per super-block).
         ///
         /// Scales and mins stay in vectors: each sub-block's scale is spread over a register
-        /// by one byte shuffle, and the mins meet the activation block sums in one
+        /// by one byte shuffle, and the mins meet the activation's 32-element sums in one
         /// `vpmaddwd` per row, so a super-block costs no scalar loop (that loop was half the
         /// time of a decode step's rows).
+        ///
+        /// Registers: one row alone sums even and odd sub-blocks apart (a fused multiply-add
+        /// waits on the previous one, and one chain of eight would bound its speed); several
+        /// rows are independent chains already, and two accumulators a row would not fit in
+        /// the 16 AVX2 registers beside the levels and scales (at four rows they spilled to
+        /// the stack). The minimum term goes into the same float accumulator for that reason.
+        /// Integer sums are exact, so the split changes no bit of the result.
         #[inline]
         #[target_feature(enable = $features)]
         pub(super) unsafe fn dot_k_mins<const N: usize, const TS: usize>(
@@ -154,8 +161,8 @@ macro_rules! k_quant_kernels {
             levels: impl Fn(*const u8, usize) -> (__m256i, __m256i),
         ) -> [f32; N] {
             use super::avx2::{f16_at, hsum, k4_scales_mins};
+            let split = N == 1;
             let mut acc = [_mm256_setzero_ps(); N];
-            let mut acc_m = [_mm_setzero_ps(); N];
             // Byte masks spreading i16 lane k of a 128-bit half over all 8 lanes of that half.
             let spread = |k: i8| _mm256_set1_epi16(((2 * k + 1) as i16) << 8 | (2 * k) as i16);
             let masks = [spread(0), spread(1), spread(2), spread(3), spread(4), spread(5), spread(6), spread(7)];
@@ -167,8 +174,6 @@ macro_rules! k_quant_kernels {
                 let sc_mn = _mm256_cvtepu8_epi16(_mm_set_epi64x(mn as i64, sc as i64));
                 let scales = _mm256_permute2x128_si256(sc_mn, sc_mn, 0x00);
                 let mins = _mm256_extracti128_si256(sc_mn, 1);
-                // Even and odd sub-blocks sum apart: a fused multiply-add waits on the previous
-                // one, and one chain of eight would bound a single row's speed.
                 let (mut even, mut odd) = ([_mm256_setzero_si256(); N], [_mm256_setzero_si256(); N]);
                 for c in 0..4 {
                     let (ql, qh) = levels(p, c);
@@ -179,25 +184,23 @@ macro_rules! k_quant_kernels {
                         let q8l = _mm256_loadu_si256(q8 as *const __m256i);
                         let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
                         even[i] = $madd_add(even[i], _mm256_maddubs_epi16(ql, q8l), sl);
-                        odd[i] = $madd_add(odd[i], _mm256_maddubs_epi16(qh, q8h), sh);
+                        let high = if split { &mut odd[i] } else { &mut even[i] };
+                        *high = $madd_add(*high, _mm256_maddubs_epi16(qh, q8h), sh);
                     }
                 }
-                let sumi: [__m256i; N] = std::array::from_fn(|i| _mm256_add_epi32(even[i], odd[i]));
                 for i in 0..N {
                     let ab = a[i].get_unchecked(b);
-                    // Σ_j min_j · (bsum_2j + bsum_2j+1): the pair sums by one horizontal add.
-                    let bs = ab.bsums.as_ptr() as *const __m128i;
-                    let pairs = _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs.add(1)));
-                    let m = _mm_madd_epi16(mins, pairs);
-                    acc_m[i] = _mm_fmadd_ps(_mm_set1_ps(ab.d * dmin), _mm_cvtepi32_ps(m), acc_m[i]);
-                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi[i]), acc[i]);
+                    let sumi = if split { _mm256_add_epi32(even[i], odd[i]) } else { even[i] };
+                    // Σ_j min_j · (Σ of sub-block j's activations), in lanes 0-3.
+                    let m = _mm_madd_epi16(mins, _mm_loadu_si128(ab.bsums32.as_ptr() as *const __m128i));
+                    let m = _mm256_zextps128_ps256(_mm_cvtepi32_ps(m));
+                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi), acc[i]);
+                    acc[i] = _mm256_fnmadd_ps(_mm256_set1_ps(ab.d * dmin), m, acc[i]);
                 }
             }
             let mut out = [0.0f32; N];
             for i in 0..N {
-                let m = _mm_add_ps(acc_m[i], _mm_movehl_ps(acc_m[i], acc_m[i]));
-                let m = _mm_cvtss_f32(_mm_add_ss(m, _mm_shuffle_ps(m, m, 1)));
-                out[i] = hsum(acc[i]) - m;
+                out[i] = hsum(acc[i]);
             }
             out
         }
@@ -227,7 +230,9 @@ macro_rules! k_quant_kernels {
                 let d = f16_at(p.add(208));
                 // The 16 sub-block scales as i16 (signed), for the products and the offset.
                 let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(192) as *const __m128i));
-                // Even and odd quarters sum apart (see `dot_k_mins`).
+                // One row alone sums even and odd quarters apart, several rows one chain each
+                // (see `dot_k_mins`).
+                let split = N == 1;
                 let (mut even, mut odd) = ([_mm256_setzero_si256(); N], [_mm256_setzero_si256(); N]);
                 for h in 0..2 {
                     let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
@@ -254,7 +259,7 @@ macro_rules! k_quant_kernels {
                         for i in 0..N {
                             let q8 = a[i].get_unchecked(b).qs.as_ptr().add(128 * h + 32 * quarter);
                             let q8 = _mm256_loadu_si256(q8 as *const __m256i);
-                            let acc = if quarter % 2 == 0 { &mut even[i] } else { &mut odd[i] };
+                            let acc = if split && quarter % 2 == 1 { &mut odd[i] } else { &mut even[i] };
                             *acc = $madd_add(*acc, _mm256_maddubs_epi16(*qv, q8), scv);
                         }
                     }
@@ -265,7 +270,8 @@ macro_rules! k_quant_kernels {
                     // taken away in the integer sum (exact; no scalar work per block and row).
                     let bs = _mm256_loadu_si256(ab.bsums.as_ptr() as *const __m256i);
                     let off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
-                    let sumi = _mm256_sub_epi32(_mm256_add_epi32(even[i], odd[i]), off);
+                    let sum = if split { _mm256_add_epi32(even[i], odd[i]) } else { even[i] };
+                    let sumi = _mm256_sub_epi32(sum, off);
                     acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ab.d * d), _mm256_cvtepi32_ps(sumi), acc[i]);
                 }
             }
