@@ -150,8 +150,9 @@ macro_rules! k_quant_kernels {
         /// Registers: one row alone sums even and odd sub-blocks apart (a fused multiply-add
         /// waits on the previous one, and one chain of eight would bound its speed); several
         /// rows are independent chains already, and two accumulators a row would not fit in
-        /// the 16 AVX2 registers beside the levels and scales (at four rows they spilled to
-        /// the stack). The minimum term goes into the same float accumulator for that reason.
+        /// the 16 AVX2 registers beside the levels and scales (at four rows the accumulators
+        /// spilled to the stack; the unpacked levels still do, and are reread from L1 for each
+        /// row). The minimum term goes into the same float accumulator for that reason.
         /// Integer sums are exact, so the split changes no bit of the result.
         #[inline]
         #[target_feature(enable = $features)]

@@ -127,20 +127,24 @@ pub(crate) fn dot_q3_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     sum
 }
 
+/// Σ_j min_j · (Σ of sub-block j's 32 activations): the minimum term of Q4_K/Q5_K.
+#[inline]
+fn min_sum(mn: &[u8; 8], ab: &BlockQ8K) -> i32 {
+    mn.iter().zip(ab.bsums32).map(|(&m, s)| m as i32 * s as i32).sum()
+}
+
 pub(crate) fn dot_q4_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
     for (blk, ab) in w.chunks_exact(144).zip(a) {
         let (sc, mn) = q4k::scales_mins(&blk[4..16]);
-        let (mut isum, mut msum) = (0i32, 0i32);
+        let mut isum = 0i32;
         for c in 0..4 {
             let q = &blk[16 + 32 * c..48 + 32 * c];
             let lo = idot(q.iter().map(|&b| (b & 0x0f) as i32), &ab.qs[64 * c..64 * c + 32]);
             let hi = idot(q.iter().map(|&b| (b >> 4) as i32), &ab.qs[64 * c + 32..64 * c + 64]);
             isum += sc[2 * c] as i32 * lo + sc[2 * c + 1] as i32 * hi;
         }
-        for j in 0..8 {
-            msum += mn[j] as i32 * (ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32);
-        }
+        let msum = min_sum(&mn, ab);
         sum += ab.d * (f16_at(blk, 0) * isum as f32 - f16_at(blk, 2) * msum as f32);
     }
     sum
@@ -151,7 +155,7 @@ pub(crate) fn dot_q5_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (blk, ab) in w.chunks_exact(176).zip(a) {
         let (sc, mn) = q4k::scales_mins(&blk[4..16]);
         let qh = &blk[16..48];
-        let (mut isum, mut msum) = (0i32, 0i32);
+        let mut isum = 0i32;
         for c in 0..4 {
             let q = &blk[48 + 32 * c..80 + 32 * c];
             let lo = q.iter().zip(qh).map(|(&b, &h)| ((b & 0x0f) | (((h >> (2 * c)) & 1) << 4)) as i32);
@@ -159,9 +163,7 @@ pub(crate) fn dot_q5_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             isum += sc[2 * c] as i32 * idot(lo, &ab.qs[64 * c..64 * c + 32])
                 + sc[2 * c + 1] as i32 * idot(hi, &ab.qs[64 * c + 32..64 * c + 64]);
         }
-        for j in 0..8 {
-            msum += mn[j] as i32 * (ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32);
-        }
+        let msum = min_sum(&mn, ab);
         sum += ab.d * (f16_at(blk, 0) * isum as f32 - f16_at(blk, 2) * msum as f32);
     }
     sum
