@@ -16,6 +16,7 @@
 
 use crate::{Result, WhaleError};
 use candle_core::{DType, Device, Tensor};
+use crate::fast_exp::{exp_shifted_in_place, max_f32};
 use crate::row_math::{contiguous_f32, view, RowMath, Rows};
 use rayon::prelude::*;
 
@@ -24,16 +25,11 @@ pub fn supported(dtype: DType, device: &Device) -> bool {
     dtype == DType::F32 && device.is_cpu()
 }
 
-/// Replaces `scores` by `exp(score − max)` and returns their sum (the softmax's divisor).
+/// Replaces `scores` by `exp(score − max)` and returns their sum (the softmax's divisor):
+/// [`crate::fast_exp`], vectorized and the same on every platform, not libm one at a time.
 #[inline]
 fn exp_in_place(scores: &mut [f32]) -> f32 {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    sum
+    exp_shifted_in_place(scores, max_f32(scores)) as f32
 }
 
 /// One sequence's dense cache for [`dense`]: keys `(1, kv_heads, L, d)` and values
@@ -126,30 +122,28 @@ pub fn dense(q: &Tensor, caches: &[DenseKv<'_>], spans: &[KeySpan], scale: f64) 
     if views.iter().any(|(_, v)| v.dims[3] != dv) {
         return Err(WhaleError::InvalidInput("fused attention: value widths differ between sequences".into()));
     }
-    // Work items: runs of consecutive rows of one cache, times heads.
+    // Work items: runs of consecutive rows of one cache, times groups of query heads that
+    // read one kv head, so each key and value block is read from L1 by every (row, head) of
+    // the item. One head per item when there are too few runs to keep every thread busy
+    // (a decode step). The grouping changes no bit: each (row, head) is computed alike.
     let runs = runs(spans);
+    let group = h / views.first().map_or(1, |(k, _)| k.dims[1]);
     let (scale, math) = (scale as f32, RowMath::get());
     let mut out = vec![0f32; n * h * dv];
     let outp = OutPtr(out.as_mut_ptr());
     whale_quant::install(|| {
-        (0..runs.len() * h).into_par_iter().for_each(|item| {
-            let (rows, j) = (runs[item / h].clone(), item % h);
-            let (k, v) = &views[spans[rows.start].cache];
-            let g = j / (h / k.dims[1]);
+        let per_item = if runs.len() >= 4 * rayon::current_num_threads() { group } else { 1 };
+        (0..runs.len() * (h / per_item)).into_par_iter().for_each(|item| {
+            let rows_of = runs[item / (h / per_item)].clone();
+            let heads = (item % (h / per_item)) * per_item..(item % (h / per_item) + 1) * per_item;
+            let (k, v) = &views[spans[rows_of.start].cache];
+            let g = heads.start / (h / k.dims[1]);
             let keys = Rows { data: k.data, base: k.offset + g * k.stride[1], stride: k.stride[2], width: d };
             let values = Rows { data: v.data, base: v.offset + g * v.stride[1], stride: v.stride[2], width: dv };
-            let mut p = Vec::new();
-            for r in rows {
-                let KeySpan { first, end, .. } = spans[r];
-                let q = &qv[(r * h + j) * d..][..d];
-                p.clear();
-                p.extend((first..end).map(|t| scale * (math.dot)(q, keys.at(t))));
-                let inv = 1.0 / exp_in_place(&mut p);
-                // SAFETY: row (r, j) of the output belongs to this item alone.
-                let o = unsafe { outp.row((r * h + j) * dv, dv) };
-                (math.weighted_sum)(&p, Rows { base: values.base + first * values.stride, ..values }, o);
-                o.iter_mut().for_each(|x| *x *= inv);
-            }
+            let score = |i: usize, j: usize, t: usize| scale * (math.dot)(&qv[(i * h + j) * d..][..d], keys.at(t));
+            // SAFETY: rows (i, j) for i in this run and j in these heads belong to this item.
+            let o = |i: usize, j: usize| unsafe { outp.row((i * h + j) * dv, dv) };
+            attend_item(spans, rows_of, heads, values, score, o, math);
         });
     });
     Ok(Tensor::from_vec(out, (n, h * dv), q.device())?)
@@ -195,52 +189,72 @@ pub fn latent(q_lat: &Tensor, q_pe: &Tensor, latents: &[&Tensor], spans: &[KeySp
             let heads = (item % groups) * LATENT_HEADS_PER_ITEM..((item % groups + 1) * LATENT_HEADS_PER_ITEM).min(h);
             let lat = &views[spans[rows_of.start].cache];
             let rows = Rows { data: lat.data, base: lat.offset, stride: lat.stride[1], width: r + p };
-            let (lo, hi) = rows_of.clone().fold((usize::MAX, 0), |(lo, hi), i| (lo.min(spans[i].first), hi.max(spans[i].end)));
-            // The keys of (row i, key block b0..b1) that row i sees.
-            let seen = |i: usize, b0: usize, b1: usize| (b0.max(spans[i].first), b1.min(spans[i].end));
-            let blocks = || (lo..hi).step_by(KEY_BLOCK).map(move |b0| (b0, (b0 + KEY_BLOCK).min(hi)));
-            // Scores of (row, head) pairs, row-major; taken key block by key block, so each
-            // block stays in L1 while every pair of the item reads it.
-            let nh = heads.len();
-            let mut w: Vec<Vec<f32>> = rows_of.clone().flat_map(|i| heads.clone().map(move |_| Vec::with_capacity(spans[i].end - spans[i].first))).collect();
-            for (b0, b1) in blocks() {
-                for (ri, i) in rows_of.clone().enumerate() {
-                    let (f, e) = seen(i, b0, b1);
-                    for (hj, j) in heads.clone().enumerate() {
-                        let item = i * h + j;
-                        let (qa, qb) = (&ql[item * r..(item + 1) * r], &qp[item * p..(item + 1) * p]);
-                        w[ri * nh + hj].extend((f..e).map(|t| {
-                            let k = rows.at(t);
-                            scale * ((math.dot)(qa, &k[..r]) + (math.dot)(qb, &k[r..]))
-                        }));
-                    }
-                }
-            }
-            let inv: Vec<f32> = w.iter_mut().map(|s| 1.0 / exp_in_place(s)).collect();
+            let score = |i: usize, j: usize, t: usize| {
+                let item = i * h + j;
+                let k = rows.at(t);
+                scale * ((math.dot)(&ql[item * r..(item + 1) * r], &k[..r]) + (math.dot)(&qp[item * p..(item + 1) * p], &k[r..]))
+            };
             // SAFETY: rows (i, j) for i in this run and j in this head group belong to this
             // item alone.
             let o = |i: usize, j: usize| unsafe { outp.row((i * h + j) * r, r) };
-            for (b0, b1) in blocks() {
-                for (ri, i) in rows_of.clone().enumerate() {
-                    let (f, e) = seen(i, b0, b1);
-                    if f >= e {
-                        continue;
-                    }
-                    let first = spans[i].first;
-                    let c_kv = Rows { base: rows.base + f * rows.stride, width: r, ..rows };
-                    for (hj, j) in heads.clone().enumerate() {
-                        (math.weighted_sum)(&w[ri * nh + hj][f - first..e - first], c_kv, o(i, j));
-                    }
-                }
-            }
-            for (ri, i) in rows_of.enumerate() {
-                for (hj, j) in heads.clone().enumerate() {
-                    o(i, j).iter_mut().for_each(|x| *x *= inv[ri * nh + hj]);
-                }
-            }
+            attend_item(spans, rows_of, heads, Rows { width: r, ..rows }, score, o, math);
         });
     });
     Ok(Tensor::from_vec(out, (n, h, r), q_lat.device())?)
+}
+
+/// One work item of the fused kernels: the query rows `rows_of` (one cache) times the query
+/// heads `heads`, which all read the same value rows (`values.at(t)`: position `t`'s value).
+/// `score(i, j, t)` is the scaled score of row `i`, head `j` against key `t`; `out(i, j)`
+/// receives the softmax-weighted sum of the values row `i` sees (`spans[i]`).
+///
+/// Keys are taken in blocks of [`KEY_BLOCK`], so a block stays in L1 while every (row, head)
+/// of the item reads it. Each (row, head) still sums its scores and values in key order, so
+/// its result does not depend on the item it is computed in.
+fn attend_item<'o>(
+    spans: &[KeySpan],
+    rows_of: std::ops::Range<usize>,
+    heads: std::ops::Range<usize>,
+    values: Rows<'_>,
+    score: impl Fn(usize, usize, usize) -> f32,
+    out: impl Fn(usize, usize) -> &'o mut [f32],
+    math: RowMath,
+) {
+    let (lo, hi) = rows_of.clone().fold((usize::MAX, 0), |(lo, hi), i| (lo.min(spans[i].first), hi.max(spans[i].end)));
+    // The keys of (row i, key block b0..b1) that row i sees.
+    let seen = |i: usize, b0: usize, b1: usize| (b0.max(spans[i].first), b1.min(spans[i].end));
+    let blocks = || (lo..hi).step_by(KEY_BLOCK).map(move |b0| (b0, (b0 + KEY_BLOCK).min(hi)));
+    // Scores of (row, head) pairs, row-major.
+    let nh = heads.len();
+    let mut w: Vec<Vec<f32>> =
+        rows_of.clone().flat_map(|i| heads.clone().map(move |_| Vec::with_capacity(spans[i].end - spans[i].first))).collect();
+    for (b0, b1) in blocks() {
+        for (ri, i) in rows_of.clone().enumerate() {
+            let (f, e) = seen(i, b0, b1);
+            for (hj, j) in heads.clone().enumerate() {
+                w[ri * nh + hj].extend((f..e).map(|t| score(i, j, t)));
+            }
+        }
+    }
+    let inv: Vec<f32> = w.iter_mut().map(|s| 1.0 / exp_in_place(s)).collect();
+    for (b0, b1) in blocks() {
+        for (ri, i) in rows_of.clone().enumerate() {
+            let (f, e) = seen(i, b0, b1);
+            if f >= e {
+                continue;
+            }
+            let first = spans[i].first;
+            let block = Rows { base: values.base + f * values.stride, ..values };
+            for (hj, j) in heads.clone().enumerate() {
+                (math.weighted_sum)(&w[ri * nh + hj][f - first..e - first], block, out(i, j));
+            }
+        }
+    }
+    for (ri, i) in rows_of.enumerate() {
+        for (hj, j) in heads.clone().enumerate() {
+            out(i, j).iter_mut().for_each(|x| *x *= inv[ri * nh + hj]);
+        }
+    }
 }
 
 /// Every span inside its cache (`lens[c]` keys in cache c), and not empty.

@@ -9,6 +9,7 @@ pub mod fused_attention;
 pub mod row_math;
 pub mod embedding;
 pub mod fast_exp;
+pub mod glu;
 pub mod kv_cache;
 pub mod linear;
 pub mod mlp;

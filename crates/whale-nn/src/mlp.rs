@@ -41,12 +41,7 @@ impl Mlp {
     /// `x: (..., hidden)` → `(..., hidden)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate = self.gate_proj.forward(x)?;
-        let gate = match self.act {
-            Activation::Silu => gate.silu()?,
-            // candle's `gelu` is the tanh approximation (`gelu_erf` is the exact one).
-            Activation::GeluTanh => gate.gelu()?,
-        };
         let up = self.up_proj.forward(x)?;
-        self.down_proj.forward(&(gate * up)?)
+        self.down_proj.forward(&crate::glu::gated(&gate, &up, self.act)?)
     }
 }
